@@ -1,0 +1,1 @@
+"""Rules, evaluation, the alert state machine and publishers."""

@@ -1,0 +1,1 @@
+"""Kafka in and out: decoding, validation, the processor core, runners, producer, simulator."""

@@ -1,0 +1,94 @@
+"""Shared fixtures: the real stack (Kafka + Redis), a fresh topic and key prefix per test.
+
+The stack is the project's own (`driftline/stack/stack.sh up`, started here when it is
+not running) unless ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` name one you bring.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STACK = REPO / "driftline" / "stack" / "stack.sh"
+
+
+def _stack_env() -> dict[str, str]:
+    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
+        return {"KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"], "REDIS_URL": os.environ["REDIS_URL"]}
+    subprocess.run([str(STACK), "up"], check=True)
+    out = subprocess.run([str(STACK), "env"], check=True, capture_output=True, text=True).stdout
+    env: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    """Addresses of the real services: ``{"KAFKA_BOOTSTRAP": ..., "REDIS_URL": ...}``."""
+    env = _stack_env()
+    os.environ.update(env)  # subprocesses (workers, CLI) started by tests see the same stack
+    return env
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: dict[str, str]) -> str:
+    return stack["KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack: dict[str, str]) -> str:
+    return stack["REDIS_URL"]
+
+
+@pytest.fixture()
+def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Create fresh uuid-named topics; they are deleted after the test."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    created: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for fut in admin.delete_topics(created, operation_timeout=30).values():
+            try:
+                fut.result(timeout=30)
+            except Exception:  # noqa: BLE001 - cleanup is best effort
+                pass
+
+
+@pytest.fixture()
+def topic(make_topic: Callable[..., str]) -> str:
+    return make_topic(3)
+
+
+@pytest.fixture()
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A fresh Redis key prefix; every key under it is deleted after the test."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        # keys may carry a hash tag after the prefix: match both `prefix:` and `prefix{`.
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
