@@ -5,7 +5,7 @@ STACK := driftline/stack/stack.sh
 # Tests and tools read the stack's addresses from here unless KAFKA_BOOTSTRAP/REDIS_URL are set.
 STACK_ENV = set -a; [ -n "$$KAFKA_BOOTSTRAP" ] && [ -n "$$REDIS_URL" ] || source <($(STACK) env); set +a
 
-.PHONY: help install stack stack-down stack-status lint unit integration test demo bench clean
+.PHONY: help install test-tools stack stack-down stack-status lint unit integration test demo bench clean
 
 help:
 	@echo "make demo        run driftline end to end on this machine (starts the stack)"
@@ -36,7 +36,10 @@ lint: install
 unit: install
 	$(PYTHON) -m pytest tests/unit -q
 
-integration: install stack
+test-tools:
+	@$(STACK) tools
+
+integration: install test-tools stack
 	@$(STACK_ENV); $(PYTHON) -m pytest tests/integration tests/e2e -q
 
 test: lint unit integration

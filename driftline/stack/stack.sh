@@ -6,6 +6,7 @@
 #   stack.sh down    stop exactly what `up` started (pid files; no broad kills)
 #   stack.sh status  say what is running
 #   stack.sh env     print `export KAFKA_BOOTSTRAP=... REDIS_URL=...` for a shell
+#   stack.sh tools   install the tools the tests use (docker-compose, promtool, kcat)
 #
 # Bring your own cluster: when KAFKA_BOOTSTRAP and REDIS_URL are both set, `up` only
 # checks that they answer. Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
@@ -29,19 +30,17 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-alive() { # alive PIDFILE -> true when the pid in it is a live process
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() { # alive PIDFILE -> true when the pid in it is a live process (a zombie is not)
+  [ -f "$1" ] || return 1
+  local state; state=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state:0:1}" != Z ]
 }
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
-install_packages() {
-  local missing=()
-  need_cmd java || missing+=(openjdk-17-jre-headless)
-  need_cmd mvn || missing+=(maven)
-  need_cmd redis-server || missing+=(redis-server)
-  need_cmd redis-cli || missing+=(redis-tools)
-  need_cmd kcat || missing+=(kcat)
+install_packages() { # install_packages CMD:DEBIAN_PACKAGE... (only the missing ones)
+  local missing=() pair
+  for pair in "$@"; do need_cmd "${pair%%:*}" || missing+=("${pair#*:}"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   need_cmd apt-get || die "missing ${missing[*]} and no apt-get to install them; install them yourself"
   say "installing ${missing[*]} (apt-get)"
@@ -50,6 +49,10 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 }
+
+STACK_PACKAGES=(java:openjdk-17-jre-headless mvn:maven redis-server:redis-server redis-cli:redis-tools kcat:kcat)
+# Used by the tests only: compose validation without an engine, promtool, a real Prometheus.
+TEST_PACKAGES=(docker-compose:docker-compose promtool:prometheus)
 
 fetch_jars() {
   [ -f "$LIBS/.complete" ] && return 0
@@ -186,8 +189,8 @@ stop_one() { # stop_one NAME
     local p; p=$(cat "$pid")
     say "stopping $1 (pid $p)"
     kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$p" 2>/dev/null && { say "$1 did not stop in 30s; killing"; kill -KILL "$p" 2>/dev/null || true; }
+    for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
+    alive "$pid" && { say "$1 did not stop in 30s; killing"; kill -KILL "$p" 2>/dev/null || true; }
   fi
   rm -f "$pid"
 }
@@ -206,7 +209,7 @@ case "${1:-up}" in
       exit 0
     fi
     mkdir -p "$STACK_DIR"
-    install_packages
+    install_packages "${STACK_PACKAGES[@]}"
     fetch_jars
     start_redis
     start_kafka
@@ -223,5 +226,6 @@ case "${1:-up}" in
     done
     ;;
   env) print_env ;;
-  *) die "usage: stack.sh up|down|status|env" ;;
+  tools) install_packages "${STACK_PACKAGES[@]}" "${TEST_PACKAGES[@]}" ;;
+  *) die "usage: stack.sh up|down|status|env|tools" ;;
 esac
