@@ -1,0 +1,107 @@
+"""The worker's HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz`` and a small JSON API.
+
+- ``GET /metrics`` — Prometheus text format from the injected registry;
+- ``GET /healthz`` — 200 while the process runs;
+- ``GET /readyz`` — 200 once ``ready()`` says so (assigned and connected), else 503;
+- ``GET /models`` — ``{"models": [{"model", "version", "status", "rows", "firing", ...}]}``;
+- ``GET /models/{model}/drift`` — the latest evaluation of that model, 404 if none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from alerts.results import ModelResult, to_json_dict
+
+log = logging.getLogger(__name__)
+
+
+class ApiServer:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        results: Callable[[], Iterable[ModelResult]],
+        ready: Callable[[], bool],
+        host: str = "127.0.0.1",
+        port: int = 9464,
+    ) -> None:
+        self._registry = registry
+        self._results = results
+        self._ready = ready
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="driftline-http", daemon=True
+        )
+        self._thread.start()
+        log.info("http endpoint on port %d (/metrics, /healthz, /readyz, /models)", self.port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("http %s", format % args)
+
+            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, code: int, obj: object) -> None:
+                self._send(code, json.dumps(obj).encode())
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                if path == "/metrics":
+                    self._send(200, generate_latest(api._registry), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._json(200, {"status": "ok"})
+                elif path == "/readyz":
+                    ok = api._ready()
+                    self._json(200 if ok else 503, {"ready": ok})
+                elif path == "/models":
+                    self._json(200, {"models": [_summary(r) for r in api._results()]})
+                elif path.startswith("/models/") and path.endswith("/drift"):
+                    name = unquote(path[len("/models/"):-len("/drift")])
+                    found = [r for r in api._results() if r.model == name]
+                    if found:
+                        self._json(200, to_json_dict(found[0]))
+                    else:
+                        self._json(404, {"error": f"no evaluation for model {name!r}"})
+                else:
+                    self._json(404, {"error": f"no route {path}"})
+
+        return Handler
+
+
+def _summary(r: ModelResult) -> dict[str, object]:
+    return {
+        "model": r.model,
+        "version": r.version,
+        "status": r.status,
+        "rows": r.rows,
+        "evaluated_at": r.evaluated_at,
+        "drifted": sorted(c.column for c in r.columns.values() if c.verdict == "drift"),
+        "firing": list(r.firing),
+    }

@@ -1,0 +1,102 @@
+"""Publishers: the ``alerts`` Kafka topic and, optionally, an Alertmanager webhook.
+
+Both take already-built :class:`~alerts.message.Alert` objects; the evaluator decides
+*when* to publish (one message per state change, plus repeats).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from alerts.message import Alert, encode
+from sketches.errors import DriftlineError
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(DriftlineError):
+    """An alert could not be delivered."""
+
+
+class KafkaAlertPublisher:
+    """Idempotent producer to the alerts topic, keyed by alert id; ``publish`` waits for acks."""
+
+    def __init__(self, producer: Producer, topic: str = "alerts", timeout_s: float = 30.0) -> None:
+        self._producer = producer
+        self.topic = topic
+        self._timeout_s = timeout_s
+
+    @classmethod
+    def connect(cls, bootstrap: str, topic: str = "alerts") -> KafkaAlertPublisher:
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+        )
+        return cls(producer, topic)
+
+    def publish(self, alerts: Sequence[Alert]) -> None:
+        errors: list[str] = []
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                errors.append(f"{msg.key()!r}: {err}")
+
+        for alert in alerts:
+            self._producer.produce(
+                self.topic, key=alert.id.encode(), value=encode(alert), on_delivery=report
+            )
+        remaining = self._producer.flush(self._timeout_s)
+        if remaining or errors:
+            raise PublishError(
+                f"alerts to {self.topic!r} not delivered: {remaining} pending, errors {errors}"
+            )
+        for alert in alerts:
+            log.info("alert %s %s: %s", alert.id, alert.state, alert.summary)
+
+    def close(self) -> None:
+        self._producer.flush(self._timeout_s)
+
+
+def alertmanager_payload(alerts: Sequence[Alert]) -> list[dict[str, object]]:
+    """Alertmanager's ``POST /api/v2/alerts`` body: labels, annotations, startsAt/endsAt."""
+    body: list[dict[str, object]] = []
+    for a in alerts:
+        item: dict[str, object] = {
+            "labels": {
+                "alertname": f"driftline_{a.kind}",
+                "model": a.model,
+                "column": a.column,
+                "metric": a.metric,
+                "severity": a.severity,
+            },
+            "annotations": {"summary": a.summary, "value": str(a.value)},
+            "startsAt": a.since or a.ts,
+        }
+        if a.state == "resolved":
+            item["endsAt"] = a.ts
+        body.append(item)
+    return body
+
+
+class WebhookPublisher:
+    """Posts alerts to an Alertmanager-compatible endpoint (``.../api/v2/alerts``)."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self._timeout_s = timeout_s
+
+    def publish(self, alerts: Sequence[Alert]) -> None:
+        data = json.dumps(alertmanager_payload(alerts)).encode()
+        req = urllib.request.Request(
+            self.url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
+                if resp.status >= 300:
+                    raise PublishError(f"webhook {self.url} answered {resp.status}")
+        except OSError as exc:
+            raise PublishError(f"webhook {self.url}: {exc}") from exc

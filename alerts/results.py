@@ -1,0 +1,65 @@
+"""What one evaluation found, per model: the data behind metrics, the API and `status`.
+
+Plain, serialisable structs (msgspec) so the leader can store the latest result in
+Redis and every worker's HTTP API, and ``driftline status``, can read it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from sketches.errors import StateFormatError
+
+
+class MetricResult(msgspec.Struct, frozen=True):
+    value: float | None
+    error_bound: float = 0.0
+    threshold: float | None = None
+    breached: bool | None = None  # None: not enough data to say
+
+
+class ColumnResult(msgspec.Struct, frozen=True):
+    column: str
+    type: str
+    count: int
+    null_ratio: float | None
+    verdict: str  # "drift" | "no_drift" | "insufficient_data"
+    metrics: dict[str, MetricResult] = {}
+    reasons: list[str] = []
+
+
+class ModelResult(msgspec.Struct, frozen=True):
+    model: str
+    version: str
+    status: str  # "ok" | "drift" | "insufficient_data" | "no_reference"
+    window_start: float  # epoch seconds
+    window_end: float
+    rows: int
+    evaluated_at: float
+    columns: dict[str, ColumnResult] = {}
+    firing: list[str] = []  # ids of alerts firing now
+    severities: dict[str, str] = {}  # firing alert id -> severity
+    latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.99") -> ms
+
+
+_MAGIC = b"DLMR\x01"  # driftline model result, format 1
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ModelResult)
+
+
+def result_to_bytes(result: ModelResult) -> bytes:
+    return _MAGIC + _encoder.encode(result)
+
+
+def result_from_bytes(data: bytes) -> ModelResult:
+    if not data.startswith(_MAGIC):
+        raise StateFormatError("model result: unknown magic or format version")
+    try:
+        return _decoder.decode(data[len(_MAGIC):])
+    except msgspec.DecodeError as exc:
+        raise StateFormatError(f"model result: corrupt ({exc})") from exc
+
+
+def to_json_dict(result: ModelResult) -> dict[str, object]:
+    out: dict[str, object] = msgspec.to_builtins(result)
+    return out
