@@ -1,0 +1,151 @@
+"""A dataset profile: one mergeable column profile per column, plus the row count."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import msgspec
+
+from sketches import _codec
+from sketches.column import ColumnProfile, NullProfile
+from sketches.columns import column_from_bytes, new_column
+from sketches.errors import InputDataError, StateFormatError
+from sketches.numeric import DEFAULT_KLL_K
+from sketches.types import ColumnType
+from sketches.values import ColumnValues, infer_type
+
+__all__ = ["DEFAULT_KLL_K", "DatasetProfile"]
+
+
+class _ProfileState(msgspec.Struct, array_like=True):
+    rows: int
+    kll_k: int
+    types: dict[str, str]
+    columns: dict[str, bytes]
+
+
+class DatasetProfile:
+    """Per-column profiles of a stream of batches; mergeable and serialisable.
+
+    A column's type is inferred from its first non-missing value unless ``types``
+    fixes it. Values of another type later are counted as mismatches. A column absent
+    from a batch counts that batch's rows as missing; a column first seen late counts
+    all earlier rows as missing.
+    """
+
+    MAGIC = b"DLDP"
+    VERSION = 1
+
+    def __init__(
+        self, *, types: Mapping[str, ColumnType] | None = None, kll_k: int = DEFAULT_KLL_K
+    ) -> None:
+        self._types: dict[str, ColumnType] = dict(types or {})
+        self._kll_k = kll_k
+        self._rows = 0
+        self._columns: dict[str, ColumnProfile] = {}
+        for name, t in self._types.items():
+            self._columns[name] = new_column(ColumnType(t), kll_k=kll_k)
+
+    # --------------------------------------------------------------- verbs
+    def update(self, columns: Mapping[str, ColumnValues], n_rows: int) -> None:
+        """Add one batch of ``n_rows`` rows given column by column."""
+        if n_rows < 0:
+            raise InputDataError(f"n_rows must be >= 0, got {n_rows}")
+        for name, values in columns.items():
+            if len(values) != n_rows:
+                raise InputDataError(
+                    f"column {name!r} has {len(values)} values in a batch of {n_rows} rows"
+                )
+        for name, values in columns.items():
+            prof = self._columns.get(name)
+            if prof is None:
+                prof = NullProfile()
+                prof.add_missing(self._rows)
+            if isinstance(prof, NullProfile):
+                inferred = infer_type(values)
+                if inferred is not ColumnType.UNKNOWN:
+                    typed = new_column(inferred, kll_k=self._kll_k)
+                    typed.add_missing(prof.missing)
+                    prof = typed
+            self._columns[name] = prof
+            prof.update(values)
+        for name, prof in self._columns.items():
+            if name not in columns:
+                prof.add_missing(n_rows)
+        self._rows += n_rows
+
+    def merge(self, other: DatasetProfile) -> None:
+        """Fold ``other`` in (in place). Order independent within the sketches' bounds.
+
+        Columns known to one side only count the other side's rows as missing. If the
+        two sides inferred different types, this side's type wins and the other side's
+        values count as mismatches (pass ``types`` to both to avoid that).
+        """
+        for name, theirs in other._columns.items():
+            mine = self._columns.get(name)
+            if mine is None:
+                mine = theirs.copy()
+                mine.add_missing(self._rows)
+            elif isinstance(mine, NullProfile) and not isinstance(theirs, NullProfile):
+                missing = mine.missing
+                mine = theirs.copy()
+                mine.add_missing(missing)
+            else:
+                mine.merge(theirs)
+            self._columns[name] = mine
+        for name, mine in self._columns.items():
+            if name not in other._columns:
+                mine.add_missing(other._rows)
+        self._rows += other._rows
+
+    def copy(self) -> DatasetProfile:
+        return DatasetProfile.from_bytes(self.to_bytes())
+
+    # --------------------------------------------------------------- results
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def kll_k(self) -> int:
+        return self._kll_k
+
+    @property
+    def columns(self) -> Mapping[str, ColumnProfile]:
+        return MappingProxyType(self._columns)
+
+    @property
+    def types(self) -> dict[str, ColumnType]:
+        """Type of every column (UNKNOWN while only missing values were seen)."""
+        return {name: prof.column_type for name, prof in self._columns.items()}
+
+    # --------------------------------------------------------------- bytes
+    def to_bytes(self) -> bytes:
+        state = _ProfileState(
+            self._rows,
+            self._kll_k,
+            {k: str(v) for k, v in self._types.items()},
+            {name: prof.to_bytes() for name, prof in self._columns.items()},
+        )
+        return _codec.pack(self.MAGIC, self.VERSION, state)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DatasetProfile:
+        s = _codec.unpack(data, cls.MAGIC, cls.VERSION, _ProfileState)
+        try:
+            types = {k: ColumnType(v) for k, v in s.types.items()}
+        except ValueError as exc:
+            raise StateFormatError(f"dataset profile: unknown column type: {exc}") from exc
+        if s.rows < 0 or not 8 <= s.kll_k <= 65535:
+            raise StateFormatError("dataset profile: invalid header values")
+        out = cls(kll_k=s.kll_k)
+        out._types = types
+        out._rows = s.rows
+        out._columns = {name: column_from_bytes(b) for name, b in s.columns.items()}
+        for name, prof in out._columns.items():
+            if prof.total != s.rows:
+                raise StateFormatError(
+                    f"dataset profile: column {name!r} has {prof.total} rows, profile {s.rows}"
+                )
+        return out

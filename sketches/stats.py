@@ -1,0 +1,127 @@
+"""Small statistical helpers: divergences on binned masses, tests, multiple-testing corrections.
+
+p-values use ``scipy.special`` (KS asymptotic distribution, chi-square and normal tails).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special
+
+FloatArray = npt.NDArray[np.float64]
+
+PSI_FLOOR = 1e-4
+"""Bin shares are floored at 1e-4 before PSI's logarithm (an empty bin would be infinite)."""
+
+
+def psi(expected: FloatArray, actual: FloatArray) -> float:
+    """Population stability index  sum((a - e) * ln(a / e)), shares floored at PSI_FLOOR."""
+    e = np.maximum(expected, PSI_FLOOR)
+    a = np.maximum(actual, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def js_distance(p: FloatArray, q: FloatArray) -> float:
+    """Jensen–Shannon distance, base 2 (in [0, 1]): sqrt of the JS divergence in bits."""
+    p = p / p.sum() if p.sum() > 0 else p
+    q = q / q.sum() if q.sum() > 0 else q
+    m = 0.5 * (p + q)
+
+    def kl(x: FloatArray) -> float:
+        nz = x > 0
+        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
+
+    return math.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q)))
+
+
+def perturbed_bound(
+    fn: Callable[[FloatArray, FloatArray], float],
+    p: FloatArray,
+    q: FloatArray,
+    dp: float | FloatArray,
+    dq: float | FloatArray,
+) -> float:
+    """Error bound of ``fn(p, q)`` when each share of p / q may be off by dp / dq.
+
+    Evaluates ``fn`` with every share pushed apart (and together) by its error and
+    returns the larger change. A directional bound: exact for monotone divergences
+    whose worst case is moving the two distributions apart or together bin by bin.
+    """
+    base = fn(p, q)
+    sign = np.sign(q - p)
+    apart = fn(np.clip(p - sign * dp, 0, None), np.clip(q + sign * dq, 0, None))
+    step_p = np.minimum(np.abs(q - p) / 2, dp)
+    step_q = np.minimum(np.abs(q - p) / 2, dq)
+    together = fn(np.clip(p + sign * step_p, 0, None), np.clip(q - sign * step_q, 0, None))
+    return max(0.0, apart - base, base - together)
+
+
+def ks_pvalue(d: float, n1: int, n2: int) -> float:
+    """Two-sample KS p-value (asymptotic Kolmogorov distribution) for distance ``d``."""
+    if n1 <= 0 or n2 <= 0:
+        return 1.0
+    n_eff = n1 * n2 / (n1 + n2)
+    return float(special.kolmogorov(math.sqrt(n_eff) * max(d, 0.0)))
+
+
+def chi2_homogeneity(ref: FloatArray, cur: FloatArray) -> tuple[float, float, int]:
+    """Two-sample chi-square homogeneity test on category counts of different totals.
+
+    Builds the 2 x K contingency table, pools categories whose expected count is
+    below 5 into one (Cochran's rule), returns (statistic, p-value, degrees of freedom).
+    """
+    n1, n2 = float(ref.sum()), float(cur.sum())
+    if n1 <= 0 or n2 <= 0:
+        return 0.0, 1.0, 0
+    col = ref + cur
+    keep = col > 0
+    ref, cur, col = ref[keep], cur[keep], col[keep]
+    small = np.minimum(col * n1, col * n2) / (n1 + n2) < 5
+    if small.any():
+        ref = np.append(ref[~small], ref[small].sum())
+        cur = np.append(cur[~small], cur[small].sum())
+        col = ref + cur
+        keep = col > 0
+        ref, cur, col = ref[keep], cur[keep], col[keep]
+    k = int(col.size)
+    if k < 2:
+        return 0.0, 1.0, 0
+    e1 = col * n1 / (n1 + n2)
+    e2 = col * n2 / (n1 + n2)
+    stat = float(np.sum((ref - e1) ** 2 / e1) + np.sum((cur - e2) ** 2 / e2))
+    return stat, float(special.chdtrc(k - 1, stat)), k - 1
+
+
+def two_proportion_pvalue(x1: float, n1: float, x2: float, n2: float) -> float:
+    """Two-sided pooled z-test that x1/n1 and x2/n2 are the same proportion."""
+    if n1 <= 0 or n2 <= 0:
+        return 1.0
+    pool = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = abs(x1 / n1 - x2 / n2) / se
+    return float(2 * special.ndtr(-z))
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
+    """Adjusted p-values: ``"none"``, ``"bonferroni"`` or ``"bh"`` (Benjamini–Hochberg)."""
+    m = len(pvalues)
+    if method == "none" or m == 0:
+        return list(pvalues)
+    if method == "bonferroni":
+        return [min(1.0, p * m) for p in pvalues]
+    if method == "bh":
+        order = sorted(range(m), key=lambda i: pvalues[i])
+        out = [1.0] * m
+        running = 1.0
+        for rank in range(m, 0, -1):
+            i = order[rank - 1]
+            running = min(running, pvalues[i] * m / rank)
+            out[i] = min(1.0, running)
+        return out
+    raise ValueError(f"unknown correction {method!r}")
