@@ -8,3 +8,12 @@ from collections.abc import Callable
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMANDS: list[Register] = []
+
+
+def _simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import simulate
+
+    simulate.register(sub)
+
+
+COMMANDS.append(_simulate)

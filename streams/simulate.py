@@ -1,0 +1,230 @@
+"""Seeded, reproducible prediction-event generator (pure: no Kafka, no clock).
+
+- :func:`generate_events` — ``n`` well-formed event dicts (DESIGN.md §1);
+- :func:`generate_records` — ``n`` :class:`SimRecord` (key, value bytes) where a
+  ``spec.bad_ratio`` share are malformed, cycling through every kind in ``BAD_KINDS``;
+- :func:`generate_payloads` — the fast path for benchmarks: lists of ``(key, value)``.
+
+Same ``(spec, seed, start_ts)`` → same stream, byte for byte. Values are drawn column-wise
+with numpy in fixed chunks of ``CHUNK`` events, so the first ``k`` events do not depend
+on ``n``; malformed records draw from their own random stream and replace the event
+at their index, so the well-formed events of :func:`generate_records` are exactly those
+of :func:`generate_events` at the same indices; and every random draw happens whether or
+not a drift uses it, so a drifted stream and an undrifted one share their base values.
+Event ``i`` has event time ``start_ts + i / spec.events_per_s``; drift starts and ends
+are offsets in that event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from streams.simulate_spec import BAD_KINDS, UNKNOWN_MODEL, BadKind, SimSpec
+
+CHUNK = 4096
+_ENCODER = msgspec.json.Encoder()
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class SimRecord:
+    """One generated Kafka message; ``event`` is ``None`` for a malformed one."""
+
+    index: int
+    key: bytes | None
+    value: bytes
+    event: dict[str, Any] | None
+    bad: BadKind | None
+
+
+def _iso_ms(epoch_s: FloatArray) -> list[str]:
+    ms = np.round(epoch_s * 1000.0).astype("int64").astype("datetime64[ms]")
+    return [s + "Z" for s in np.datetime_as_string(ms, unit="ms").tolist()]
+
+
+def _with_nulls(values: list[Any], null: BoolArray) -> list[Any]:
+    for i in np.flatnonzero(null).tolist():
+        values[i] = None
+    return values
+
+
+class _ChunkMaker:
+    """Draws chunk after chunk of events for one spec (the only stateful part)."""
+
+    def __init__(self, spec: SimSpec, seed: int, start_ts: float) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.start_ts = start_ts
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+        models = spec.models
+        self.names = list(models[0].feature_names)
+        self.model_names = [m.name for m in models]
+        numeric = range(len(models[0].numeric))
+        self.mu = [np.array([m.numeric[j].mean for m in models]) for j in numeric]
+        self.sd = [np.array([m.numeric[j].sd for m in models]) for j in numeric]
+        self.w = [np.array([m.numeric[j].weight for m in models]) for j in numeric]
+        self.cum = [[np.cumsum(m.categorical[j].weights) for m in models]
+                    for j in range(len(models[0].categorical))]
+        self.cats = [np.array(c.categories, dtype=object) for c in models[0].categorical]
+
+    def _drift_mask(self, feature: str, kind: str, t: FloatArray, mi: npt.NDArray[np.int64]
+                    ) -> Iterator[tuple[BoolArray, float, bool]]:
+        for d in self.spec.drifts:
+            if d.feature != feature or d.kind != kind:
+                continue
+            mask = (t >= d.start_s) & (t < d.end_s)
+            if d.model is not None:
+                mask &= mi == self.model_names.index(d.model)
+            if mask.any():
+                yield mask, d.amount, d.in_sd
+
+    def _null_p(self, feature: str, t: FloatArray, mi: npt.NDArray[np.int64]) -> FloatArray:
+        p = np.full(t.shape, self.spec.null_ratio)
+        for mask, amount, _ in self._drift_mask(feature, "nulls", t, mi):
+            p[mask] = amount
+        return p
+
+    def chunk(self, first: int) -> list[dict[str, Any]]:
+        spec, rng, size = self.spec, self.rng, CHUNK
+        t = (first + np.arange(size)) / spec.events_per_s
+        mi = rng.integers(0, len(spec.models), size)
+        logit = np.zeros(size)
+        columns: list[list[Any]] = []
+        for j, f in enumerate(spec.models[0].numeric):
+            z, u = rng.standard_normal(size), rng.random(size)
+            mu, sd = self.mu[j][mi], self.sd[j][mi]
+            x = mu + sd * z
+            for mask, amount, in_sd in self._drift_mask(f.name, "shift", t, mi):
+                x[mask] += amount * sd[mask] if in_sd else amount
+            for mask, amount, _ in self._drift_mask(f.name, "scale", t, mi):
+                x[mask] = mu[mask] + (x[mask] - mu[mask]) * amount
+            null = u < self._null_p(f.name, t, mi)
+            logit += np.where(null, 0.0, self.w[j][mi] * (x - mu) / sd)
+            x = np.rint(x) if f.integer else np.round(x, 2)
+            values = x.astype(np.int64).tolist() if f.integer else x.tolist()
+            columns.append(_with_nulls(values, null))
+        for j, c in enumerate(spec.models[0].categorical):
+            u_cat, u_null, u_new = rng.random(size), rng.random(size), rng.random(size)
+            ci = np.zeros(size, dtype=np.int64)
+            for m in range(len(spec.models)):
+                sel = mi == m
+                ci[sel] = np.searchsorted(self.cum[j][m], u_cat[sel], side="right")
+            values = self.cats[j][np.minimum(ci, len(c.categories) - 1)].tolist()
+            for mask, amount, _ in self._drift_mask(c.name, "unseen", t, mi):
+                for i in np.flatnonzero(mask & (u_new < amount)).tolist():
+                    values[i] = f"{c.name}_unseen_{int(10 * u_new[i] / amount)}"
+            columns.append(_with_nulls(values, u_null < self._null_p(c.name, t, mi)))
+        prediction = np.round(1.0 / (1.0 + np.exp(-logit)), 4).tolist()
+        latency = np.round(np.exp(rng.normal(2.3, 0.4, size)), 2).tolist()
+        epoch = self.start_ts + t
+        ts: list[Any] = _iso_ms(epoch) if spec.ts_format == "rfc3339" else np.round(
+            epoch, 3).tolist()
+        names, models, prefix = self.names, spec.models, f"req-{self.seed}-"
+        return [
+            {"model": models[m].name, "version": models[m].version, "id": f"{prefix}{first + i}",
+             "ts": ts[i], "features": dict(zip(names, row, strict=True)),
+             "prediction": prediction[i], "latency_ms": latency[i]}
+            for i, (m, row) in enumerate(zip(mi.tolist(), zip(*columns, strict=True), strict=True))
+        ]
+
+
+def _chunks(spec: SimSpec, n: int | None, start_ts: float, seed: int
+            ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    maker = _ChunkMaker(spec, seed, start_ts)
+    first = 0
+    while n is None or first < n:
+        events = maker.chunk(first)
+        if n is not None and first + CHUNK > n:
+            events = events[: n - first]
+        yield first, events
+        first += CHUNK
+
+
+def generate_events(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
+                    ) -> Iterator[dict[str, Any]]:
+    """``n`` (``None``: endless) well-formed events; ``spec.bad_ratio`` is ignored."""
+    for _, events in _chunks(spec, n, start_ts, seed):
+        yield from events
+
+
+def malformed(kind: BadKind, event: dict[str, Any]) -> bytes:
+    """The bytes of a malformed message of ``kind``, derived from a good ``event``."""
+    good = _ENCODER.encode(event)
+    if kind == "not_json":
+        return b"not json: " + good[:40]
+    if kind == "non_utf8":
+        return good.replace(b'"model":"', b'"model":"\xff\xfe', 1)
+    if kind == "missing_fields":
+        return _ENCODER.encode({k: v for k, v in event.items() if k != "features"})
+    if kind == "wrong_types":
+        return _ENCODER.encode(dict(event, prediction=[0.1, 0.9], features={"x": {"y": 1}}))
+    if kind == "nan":
+        return good.replace(b'"prediction":', b'"prediction":NaN,"was":', 1)
+    return _ENCODER.encode(dict(event, model=UNKNOWN_MODEL))
+
+
+def generate_records(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
+                     ) -> Iterator[SimRecord]:
+    """``n`` (``None``: endless) messages, a ``spec.bad_ratio`` share of them malformed
+    (kinds in turn, so every kind appears once there are ``len(BAD_KINDS)`` bad ones)."""
+    bad_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    n_bad = 0
+    for first, events in _chunks(spec, n, start_ts, seed):
+        bad_at = set(np.flatnonzero(bad_rng.random(CHUNK) < spec.bad_ratio).tolist())
+        for i, event in enumerate(events):
+            key = event["id"].encode()
+            if i in bad_at:
+                kind = BAD_KINDS[n_bad % len(BAD_KINDS)]
+                n_bad += 1
+                yield SimRecord(first + i, key, malformed(kind, event), None, kind)
+            else:
+                yield SimRecord(first + i, key, _ENCODER.encode(event), event, None)
+
+
+def generate_payloads(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
+                      ) -> Iterator[list[tuple[bytes, bytes]]]:
+    """The fast path: chunks of ``(key, value)``; with ``bad_ratio == 0`` it skips the
+    per-record objects (the same bytes as :func:`generate_records`)."""
+    if spec.bad_ratio > 0:
+        batch: list[tuple[bytes, bytes]] = []
+        for rec in generate_records(spec, n, start_ts, seed):
+            batch.append((rec.key or b"", rec.value))
+            if len(batch) == CHUNK:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    encode = _ENCODER.encode
+    for _, events in _chunks(spec, n, start_ts, seed):
+        yield [(e["id"].encode(), encode(e)) for e in events]
+
+
+def without_drift(spec: SimSpec) -> SimSpec:
+    """The same spec with no drift and no malformed records (the training distribution)."""
+    return replace(spec, drifts=(), bad_ratio=0.0)
+
+
+ColumnCounts = dict[str, dict[str, dict[str, int]]]
+
+
+def count_columns(events: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> ColumnCounts:
+    """``{model: {column: {"count": n, "missing": k}}}`` plus a ``"__events__"`` column —
+    the expected totals exactness tests compare the processor's windows against."""
+    out: ColumnCounts = {}
+    for event in events:
+        cols = out.setdefault(event["model"], {"__events__": {"count": 0, "missing": 0}})
+        cols["__events__"]["count"] += 1
+        for name, value in event["features"].items():
+            c = cols.setdefault(name, {"count": 0, "missing": 0})
+            c["count"] += 1
+            if value is None:
+                c["missing"] += 1
+    return out
