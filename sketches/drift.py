@@ -41,6 +41,8 @@ class ColumnDrift:
     thresholds: Mapping[str, float]
     verdict: Verdict
     reasons: tuple[str, ...]
+    fired: frozenset[str] = frozenset()
+    """Names of the metrics whose rule fired (empty unless verdict is "drift")."""
 
     @property
     def drift(self) -> bool:
@@ -59,6 +61,7 @@ class ColumnDrift:
             "thresholds": {k: _num(v) for k, v in self.thresholds.items()},
             "drift": self.drift,
             "verdict": self.verdict,
+            "fired": sorted(self.fired),
             "reasons": list(self.reasons),
         }
 
@@ -186,6 +189,8 @@ def _prepare(
 def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: int) -> ColumnDrift:
     reasons = list(p.reasons)
     fired = p.forced_drift
+    fired_metrics: set[str] = set()
+    fired_metrics: set[str] = set()
     for metric, mv in p.metrics.metrics.items():
         test = METRIC_TEST.get(metric, "distribution")
         ok = p.quality_ok if test in _QUALITY_TESTS else p.dist_ok
@@ -196,6 +201,8 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
         if rules.mode == "pvalue":
             if metric in p.thresholds and significant:
                 fired = True
+                fired_metrics.add(metric)
+                fired_metrics.add(metric)
                 reasons.append(f"{metric} {mv.value:.4g} (test p={pval:.3g} < {rules.alpha:g})")
             continue
         threshold = p.thresholds.get(metric)
@@ -204,6 +211,8 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
         if not significant:
             continue
         fired = True
+        fired_metrics.add(metric)
+        fired_metrics.add(metric)
         bound = f" ± {mv.error_bound:.2g}" if mv.error_bound else ""
         reasons.append(f"{metric} {mv.value:.4g}{bound} >= {threshold:.4g} (p={pval:.3g})")
         if metric == "null_ratio":
@@ -232,6 +241,7 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
         thresholds=dict(p.thresholds),
         verdict=verdict,
         reasons=tuple(reasons),
+        fired=frozenset(fired_metrics),
     )
 
 
