@@ -190,7 +190,6 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
     reasons = list(p.reasons)
     fired = p.forced_drift
     fired_metrics: set[str] = set()
-    fired_metrics: set[str] = set()
     for metric, mv in p.metrics.metrics.items():
         test = METRIC_TEST.get(metric, "distribution")
         ok = p.quality_ok if test in _QUALITY_TESTS else p.dist_ok
@@ -202,7 +201,6 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
             if metric in p.thresholds and significant:
                 fired = True
                 fired_metrics.add(metric)
-                fired_metrics.add(metric)
                 reasons.append(f"{metric} {mv.value:.4g} (test p={pval:.3g} < {rules.alpha:g})")
             continue
         threshold = p.thresholds.get(metric)
@@ -211,7 +209,6 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
         if not significant:
             continue
         fired = True
-        fired_metrics.add(metric)
         fired_metrics.add(metric)
         bound = f" ± {mv.error_bound:.2g}" if mv.error_bound else ""
         reasons.append(f"{metric} {mv.value:.4g}{bound} >= {threshold:.4g} (p={pval:.3g})")
