@@ -76,14 +76,13 @@ def numeric_metrics(
     out.tests["distribution"] = stats.ks_pvalue(ks - eps, ref.count, cur.count)
 
     edges = psi_edges(rd)
+    fr, fc = rd.cdf(edges), cd.cdf(edges)
     p, q = bin_shares(rd, edges), bin_shares(cd, edges)
-    dp, dq = 2 * rd.epsilon, 2 * cd.epsilon
-    out.metrics["psi"] = MetricValue(
-        stats.psi(p, q), stats.perturbed_bound(stats.psi, p, q, dp, dq)
-    )
-    out.metrics["js"] = MetricValue(
-        stats.js_distance(p, q), stats.perturbed_bound(stats.js_distance, p, q, dp, dq)
-    )
+    er, ec = rd.epsilon, cd.epsilon
+    psi_bound = stats.perturbed_bound(stats.psi, fr, fc, er, ec)
+    js_bound = stats.perturbed_bound(stats.js_distance, fr, fc, er, ec)
+    out.metrics["psi"] = MetricValue(stats.psi(p, q), psi_bound)
+    out.metrics["js"] = MetricValue(stats.js_distance(p, q), js_bound)
 
     scale = _scale(ref, cur)
     w = float(np.sum(diff[:-1] * np.diff(points))) / scale if points.size > 1 else 0.0
@@ -120,9 +119,7 @@ def categorical_metrics(
     dp, dq = ref.max_error / ref.count, cur.max_error / cur.count
 
     out.metrics["linf"] = MetricValue(float(np.max(np.abs(p - q))), dp + dq)
-    out.metrics["js"] = MetricValue(
-        stats.js_distance(p, q), stats.perturbed_bound(stats.js_distance, p, q, dp, dq)
-    )
+    out.metrics["js"] = MetricValue(stats.js_distance(p, q), _share_bound(p, q, dp, dq))
     # Counts are shrunk toward each other by their error before testing.
     sign = np.sign(c / c.sum() - r / r.sum())
     r_adj = np.clip(r + sign * ref.max_error, 0, None)
@@ -137,6 +134,16 @@ def categorical_metrics(
         adj = max(0.0, unseen - cur.max_error)
         out.tests["unseen"] = stats.two_proportion_pvalue(0, ref.count, adj, cur.count)
     return out
+
+
+def _share_bound(p: FloatArray, q: FloatArray, dp: float, dq: float) -> float:
+    """JS-distance bound when every category share may be off by dp / dq (sketch mode)."""
+    if dp == 0 and dq == 0:
+        return 0.0
+    base = stats.js_distance(p, q)
+    sign = np.sign(q - p)
+    apart = stats.js_distance(np.clip(p - sign * dp, 0, None), np.clip(q + sign * dq, 0, None))
+    return max(0.0, apart - base)
 
 
 def quality_metrics(ref: ColumnProfile, cur: ColumnProfile) -> MetricSet:

@@ -69,6 +69,8 @@ class NumericProfile(ColumnProfile):
             arr = arr[finite]
             if arr.size == 0:
                 return
+        if not (arr.flags.writeable and arr.flags.c_contiguous):
+            arr = np.array(arr, dtype=np.float64)  # the bindings take writable C arrays only
         self._kll.update(arr)
         n = int(arr.size)
         mean = float(arr.mean())

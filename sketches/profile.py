@@ -120,6 +120,10 @@ class DatasetProfile:
         """Type of every column (UNKNOWN while only missing values were seen)."""
         return {name: prof.column_type for name, prof in self._columns.items()}
 
+    def types_known(self) -> dict[str, ColumnType]:
+        """Types of the columns whose type is known (for ``DatasetProfile(types=...)``)."""
+        return {k: t for k, t in self.types.items() if t is not ColumnType.UNKNOWN}
+
     # --------------------------------------------------------------- bytes
     def to_bytes(self) -> bytes:
         state = _ProfileState(

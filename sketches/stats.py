@@ -40,23 +40,32 @@ def js_distance(p: FloatArray, q: FloatArray) -> float:
 
 def perturbed_bound(
     fn: Callable[[FloatArray, FloatArray], float],
-    p: FloatArray,
-    q: FloatArray,
-    dp: float | FloatArray,
-    dq: float | FloatArray,
+    cdf_p: FloatArray,
+    cdf_q: FloatArray,
+    eps_p: float,
+    eps_q: float,
 ) -> float:
-    """Error bound of ``fn(p, q)`` when each share of p / q may be off by dp / dq.
+    """Error bound of a binned divergence when each CDF value may be off by eps.
 
-    Evaluates ``fn`` with every share pushed apart (and together) by its error and
-    returns the larger change. A directional bound: exact for monotone divergences
-    whose worst case is moving the two distributions apart or together bin by bin.
+    ``cdf_p`` / ``cdf_q`` are the two CDFs at the bin edges; ``fn`` takes bin shares.
+    The CDFs are pushed apart (and together) by their rank errors edge by edge, the
+    bins recomputed and ``fn`` re-evaluated; the larger change is the bound. This is
+    the directional worst case for divergences that grow as the CDFs separate.
     """
-    base = fn(p, q)
-    sign = np.sign(q - p)
-    apart = fn(np.clip(p - sign * dp, 0, None), np.clip(q + sign * dq, 0, None))
-    step_p = np.minimum(np.abs(q - p) / 2, dp)
-    step_q = np.minimum(np.abs(q - p) / 2, dq)
-    together = fn(np.clip(p + sign * step_p, 0, None), np.clip(q - sign * step_q, 0, None))
+
+    def shares(cdf: FloatArray) -> FloatArray:
+        c = np.maximum.accumulate(np.clip(cdf, 0.0, 1.0))
+        return np.diff(np.concatenate(([0.0], c, [1.0])))
+
+    base = fn(shares(cdf_p), shares(cdf_q))
+    if eps_p == 0 and eps_q == 0:
+        return 0.0
+    sign = np.sign(cdf_q - cdf_p)
+    apart = fn(shares(cdf_p - sign * eps_p), shares(cdf_q + sign * eps_q))
+    gap = np.abs(cdf_q - cdf_p) / 2
+    together = fn(
+        shares(cdf_p + sign * np.minimum(gap, eps_p)), shares(cdf_q - sign * np.minimum(gap, eps_q))
+    )
     return max(0.0, apart - base, base - together)
 
 

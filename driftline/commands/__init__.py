@@ -17,3 +17,28 @@ def _simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 COMMANDS.append(_simulate)
+
+
+def _profile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import profile
+
+    profile.register(sub)
+
+
+def _compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import compare
+
+    compare.register(sub)
+
+
+COMMANDS.append(_profile)
+COMMANDS.append(_compare)
+
+
+def _worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import worker
+
+    worker.register(sub)
+
+
+COMMANDS.append(_worker)
