@@ -4,12 +4,13 @@
 token of the holder's term (strictly increasing across terms), or ``None`` when someone
 else holds a live lease. A holder that dies stops renewing; its lease expires after
 ``ttl_ms`` and the next caller takes over with a larger token. Writes guarded by
-:meth:`Lease.fenced_set` carry the token and are refused once a newer term exists, so a
+:meth:`Lease.fenced_write` carry the token and are refused once a newer term exists, so a
 paused ex-leader cannot overwrite alert state after a takeover.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import redis
@@ -30,11 +31,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS[1] token key, then pairs of keys; ARGV[1] token, then values (same order).
-_FENCED_SET = """
+# KEYS[1] token key, then string keys, then hash keys; ARGV: token, #strings, the
+# string values, then per hash: field count, field, value, ... (a hash is replaced).
+_FENCED_WRITE = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < cur then return 0 end
-for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i]) end
+local nstr = tonumber(ARGV[2])
+local a = 3
+for k = 2, nstr + 1 do redis.call('SET', KEYS[k], ARGV[a]); a = a + 1 end
+for k = nstr + 2, #KEYS do
+  redis.call('DEL', KEYS[k])
+  local n = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, n do redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2 end
+end
 return 1
 """
 
@@ -48,7 +57,7 @@ class Lease:
         self.ttl_ms = ttl_ms
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
-        self._fenced_set = client.register_script(_FENCED_SET)
+        self._fenced_write = client.register_script(_FENCED_WRITE)
 
     def acquire(self) -> int | None:
         """Take or renew the lease; the fencing token while held, else ``None``."""
@@ -58,8 +67,21 @@ class Lease:
     def release(self) -> None:
         self._release(keys=[self.key], args=[self.holder])
 
-    def fenced_set(self, token: int, values: dict[str, bytes]) -> bool:
-        """Set every key in ``values`` atomically unless a newer term exists."""
-        keys = [self.token_key, *values]
-        done = self._fenced_set(keys=keys, args=[token, *values.values()])
-        return bool(done)
+    def fenced_write(
+        self,
+        token: int,
+        values: Mapping[str, bytes] | None = None,
+        hashes: Mapping[str, Mapping[str, bytes]] | None = None,
+    ) -> bool:
+        """Atomically set ``values`` and replace ``hashes`` unless a newer term exists.
+
+        False when the write was refused (this holder's term is over)."""
+        values = values or {}
+        hashes = hashes or {}
+        keys = [self.token_key, *values, *hashes]
+        args: list[bytes | str | int | float] = [token, len(values), *values.values()]
+        for mapping in hashes.values():
+            args.append(len(mapping))
+            for k, v in mapping.items():
+                args += [k, v]
+        return bool(self._fenced_write(keys=keys, args=args))

@@ -26,9 +26,13 @@ def test_one_holder_then_takeover_with_larger_token(redis_url: str, key_prefix: 
         assert t2 is not None and t2 > t1
         assert a.acquire() is None
         # the ex-leader's write is fenced; the new leader's lands
-        assert not a.fenced_set(t1, {f"{key_prefix}:alert": b"old"})
-        assert b.fenced_set(t2, {f"{key_prefix}:alert": b"new"})
+        assert not a.fenced_write(t1, {f"{key_prefix}:alert": b"old"})
+        assert b.fenced_write(t2, {f"{key_prefix}:alert": b"new"},
+                              hashes={f"{key_prefix}:h": {"x": b"1", "y": b"2"}})
         assert client.get(f"{key_prefix}:alert") == b"new"
+        assert client.hgetall(f"{key_prefix}:h") == {b"x": b"1", b"y": b"2"}
+        assert b.fenced_write(t2, hashes={f"{key_prefix}:h": {"y": b"3"}})
+        assert client.hgetall(f"{key_prefix}:h") == {b"y": b"3"}  # a hash is replaced whole
         b.release()
         assert a.acquire() is not None
     finally:

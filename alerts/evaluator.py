@@ -1,0 +1,288 @@
+"""The evaluator: measurement windows → drift reports → alert state machine → publishers.
+
+Exactly one evaluator is active at a time across workers (:class:`~alerts.lease.Lease`).
+Each :meth:`Evaluator.run_once` (called on an interval by the worker) takes or renews the
+lease and, only while holding it, for every configured model:
+
+1. asks the injected :class:`WindowSource` for the merged profile of the model's
+   measurement window (event time: it ends at the stream's watermark);
+2. compares it with the model's reference (:class:`ReferenceSource`, per version with a
+   fallback to ``default``) under the model's :class:`~sketches.rules.DriftRules`;
+3. steps one :class:`~alerts.machine.Track` per (column, metric) — alert id
+   ``model/column/metric`` — and publishes one message per state change (plus repeats);
+4. stores the tracks and the :class:`~alerts.results.ModelResult` in Redis in one
+   fenced write, so a restarted or new leader neither re-fires nor forgets.
+
+Messages are published *before* the tracks are stored: a leader that dies in between
+makes its successor publish the same transition again (at-least-once; consumers dedupe
+on ``id`` + ``state`` + ``since``) — never a lost alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+
+from alerts.lease import Lease
+from alerts.machine import Emit, Policy, State, Track, step, track_from_bytes, track_to_bytes
+from alerts.message import Alert, Window, alert_id, rfc3339
+from alerts.results import (
+    ColumnResult,
+    MetricResult,
+    ModelResult,
+    result_from_bytes,
+    result_to_bytes,
+)
+from sketches.drift import ColumnDrift, DriftReport, compare_profiles
+from sketches.errors import StateFormatError
+from sketches.profile import DatasetProfile
+from sketches.reference import Reference
+from sketches.rules import DriftRules
+
+log = logging.getLogger(__name__)
+
+QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen"})
+LATENCY_COLUMN = "latency_ms"
+LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+
+
+class Measurement(Protocol):
+    """The merged profiles of a model's measurement window (per version) and its bounds."""
+
+    @property
+    def start_ms(self) -> int: ...
+    @property
+    def end_ms(self) -> int: ...
+    @property
+    def versions(self) -> Mapping[str, DatasetProfile]: ...
+
+
+class WindowSource(Protocol):
+    def measurement(self, model: str, measure_ms: int) -> Measurement | None: ...
+
+
+class ReferenceSource(Protocol):
+    def get(self, model: str, version: str) -> Reference | None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, alerts: Sequence[Alert]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """How one model is evaluated (built from the models file by the CLI)."""
+
+    model: str
+    measure_ms: int = 3_600_000
+    rules: DriftRules = field(default_factory=DriftRules)
+    policy: Policy = field(default_factory=Policy)
+    drift_severity: str = "critical"
+    quality_severity: str = "warning"
+
+
+class Evaluator:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        models: Sequence[ModelRules],
+        windows: WindowSource,
+        references: ReferenceSource,
+        publishers: Sequence[Publisher],
+        lease: Lease,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._models = list(models)
+        self._windows = windows
+        self._references = references
+        self._publishers = list(publishers)
+        self.lease = lease
+        self.is_leader = False
+
+    # -- keys ----------------------------------------------------------------------------
+    def tracks_key(self, model: str) -> str:
+        return f"{self._prefix}:alerts:{model}:tracks"
+
+    def result_key(self, model: str) -> str:
+        return f"{self._prefix}:alerts:{model}:result"
+
+    # -- reading (any worker, `driftline status`) -----------------------------------------
+    def results(self) -> list[ModelResult]:
+        return load_results(self._client, self._prefix, [m.model for m in self._models])
+
+    # -- the loop body ----------------------------------------------------------------------
+    def run_once(self, now: float) -> list[Alert]:
+        """Evaluate every model if this process holds the lease; the alerts published."""
+        token = self.lease.acquire()
+        self.is_leader = token is not None
+        if token is None:
+            return []
+        published: list[Alert] = []
+        for cfg in self._models:
+            published += self._evaluate(cfg, token, now)
+        return published
+
+    def _evaluate(self, cfg: ModelRules, token: int, now: float) -> list[Alert]:
+        m = self._windows.measurement(cfg.model, cfg.measure_ms)
+        if m is None or not m.versions:
+            return []
+        version = max(m.versions, key=lambda v: m.versions[v].rows)
+        current = DatasetProfile()
+        for prof in m.versions.values():
+            current.merge(prof)
+        reference = self._references.get(cfg.model, version)
+        tracks = self._load_tracks(cfg.model)
+        if reference is None:
+            result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
+                                 m.end_ms / 1000, current.rows, now,
+                                 latency_ms=_latency(current))  # fmt: skip
+            self._store(cfg.model, token, tracks, result)
+            return []
+        report = compare_profiles(reference, current, cfg.rules)
+        emitted: list[Alert] = []
+        firing: dict[str, str] = {}
+        for col in report.columns.values():
+            for metric, threshold in col.thresholds.items():
+                aid = alert_id(cfg.model, col.name, metric)
+                breached = None if col.verdict == "insufficient_data" else metric in col.fired
+                old = tracks.get(aid, Track())
+                new, emit = step(old, breached, now, cfg.policy)
+                severity = cfg.quality_severity if metric in QUALITY_METRICS else cfg.drift_severity
+                if emit is not None:
+                    emitted.append(_alert(cfg, version, m, col, metric, threshold, new, old,
+                                          emit, severity, now, report))  # fmt: skip
+                if new != Track():
+                    tracks[aid] = new
+                else:
+                    tracks.pop(aid, None)
+                if new.state is State.FIRING:
+                    firing[aid] = severity
+        for publisher in self._publishers:
+            if emitted:
+                publisher.publish(emitted)
+        result = _result(cfg.model, version, m, report, now, firing, current)
+        if not self._store(cfg.model, token, tracks, result):
+            log.warning("model %s: lost the evaluator lease during evaluation", cfg.model)
+        return emitted
+
+    def _load_tracks(self, model: str) -> dict[str, Track]:
+        raw: dict[bytes, bytes] = self._client.hgetall(self.tracks_key(model))  # type: ignore[assignment]
+        tracks: dict[str, Track] = {}
+        for k, v in raw.items():
+            try:
+                tracks[k.decode()] = track_from_bytes(v)
+            except StateFormatError as exc:
+                log.error("model %s: dropping unreadable alert state %s: %s", model, k, exc)
+        return tracks
+
+    def _store(self, model: str, token: int, tracks: dict[str, Track], result: ModelResult) -> bool:
+        return self.lease.fenced_write(
+            token,
+            hashes={self.tracks_key(model): {k: track_to_bytes(t) for k, t in tracks.items()}},
+            values={self.result_key(model): result_to_bytes(result)},
+        )
+
+
+def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> list[ModelResult]:
+    """The latest stored evaluation of each model (models never evaluated are left out)."""
+    if not models:
+        return []
+    blobs: list[bytes | None] = client.mget([f"{prefix}:alerts:{m}:result" for m in models])  # type: ignore[assignment]
+    out: list[ModelResult] = []
+    for model, blob in zip(models, blobs, strict=True):
+        if blob is None:
+            continue
+        try:
+            out.append(result_from_bytes(blob))
+        except StateFormatError as exc:
+            log.error("model %s: unreadable stored result: %s", model, exc)
+    return out
+
+
+def _alert(
+    cfg: ModelRules, version: str, m: Measurement, col: ColumnDrift, metric: str,
+    threshold: float, new: Track, old: Track, emit: Emit, severity: str, now: float,
+    report: DriftReport,
+) -> Alert:
+    mv = col.metrics.get(metric)
+    value = None if mv is None else round(mv.value, 6)
+    firing = emit is not Emit.RESOLVED
+    since = new.since if firing else old.since
+    span = _span((m.end_ms - m.start_ms) / 1000)
+    if firing:
+        summary = (f"{col.name} {'drifted' if metric not in QUALITY_METRICS else 'data quality'}"
+                   f": {metric} {value:.4g} >= {threshold:.4g} over the last {span} "
+                   f"(n={report.rows})") if value is not None else f"{col.name}: {metric} breached"
+    else:
+        shown = f"{value:.4g}" if value is not None else "n/a"
+        summary = (f"{col.name} back to normal: {metric} {shown} < {threshold:.4g} "
+                   f"over the last {span}")
+    return Alert(
+        id=alert_id(cfg.model, col.name, metric),
+        state="firing" if firing else "resolved",
+        severity=severity,
+        kind="data_quality" if metric in QUALITY_METRICS else "drift",
+        model=cfg.model,
+        version=version,
+        column=col.name,
+        metric=metric,
+        value=value,
+        threshold=threshold,
+        window=Window(rfc3339(m.start_ms / 1000), rfc3339(m.end_ms / 1000)),
+        since=rfc3339(since) if since is not None else None,
+        ts=rfc3339(now),
+        summary=summary,
+        repeat=emit is Emit.REPEAT,
+    )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+def _latency(profile: DatasetProfile) -> dict[str, float]:
+    col = profile.columns.get(LATENCY_COLUMN)
+    quantiles = getattr(col, "quantiles", None)
+    if col is None or quantiles is None or col.count == 0:
+        return {}
+    values = quantiles(list(LATENCY_QUANTILES))
+    return {str(q): float(v) for q, v in zip(LATENCY_QUANTILES, values, strict=True)}
+
+
+def _result(
+    model: str, version: str, m: Measurement, report: DriftReport, now: float,
+    firing: dict[str, str], current: DatasetProfile,
+) -> ModelResult:
+    columns = {
+        c.name: ColumnResult(
+            column=c.name, type=str(c.type), count=c.count,
+            null_ratio=c.null_ratio if c.rows else None, verdict=c.verdict,
+            metrics={
+                k: MetricResult(v.value, v.error_bound, c.thresholds.get(k),
+                                None if c.verdict == "insufficient_data" else k in c.fired)
+                for k, v in c.metrics.items()
+            },
+            reasons=list(c.reasons),
+        )
+        for c in report.columns.values()
+        if c.name != LATENCY_COLUMN
+    }
+    verdicts = {c.verdict for c in columns.values()}
+    status = "drift" if "drift" in verdicts else (
+        "insufficient_data" if verdicts and verdicts <= {"insufficient_data"} else "ok")
+    return ModelResult(
+        model=model, version=version, status=status, window_start=m.start_ms / 1000,
+        window_end=m.end_ms / 1000, rows=report.rows, evaluated_at=now, columns=columns,
+        firing=sorted(firing), severities=firing, latency_ms=_latency(current),
+    )

@@ -1,0 +1,111 @@
+"""The Redis sketch store: references per model and version (the one Redis adapter here).
+
+Keys (``P`` = key prefix)::
+
+    P:ref:v1:<model>:<version>   Reference bytes (versioned header; see sketches.reference)
+    P:ref:v1:index               set of "<model>:<version>"
+
+A model's events of version ``v`` use the reference of ``v`` when one is stored, else
+the model's ``default`` reference. Bump ``v1`` when the stored format changes so old
+bytes are never misread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from sketches.errors import DriftlineError
+from sketches.reference import Reference
+
+DEFAULT_VERSION = "default"
+
+
+class ReferenceNotFound(DriftlineError):
+    """No reference stored for that model (and version, nor a default)."""
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    model: str
+    version: str
+    created: str
+    rows: int
+    columns: int
+    chunks: int
+    size_bytes: int
+
+
+class ReferenceStore:
+    def __init__(self, client: redis.Redis, prefix: str = "driftline") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}
+
+    def _key(self, model: str, version: str) -> str:
+        return f"{self._prefix}:ref:v1:{model}:{version}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}:ref:v1:index"
+
+    def put(self, reference: Reference, model: str, version: str = DEFAULT_VERSION) -> int:
+        """Store ``reference`` for ``model``/``version``; returns its size in bytes."""
+        blob = reference.to_bytes()
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self._key(model, version), blob)
+        pipe.sadd(self._index, f"{model}:{version}")
+        pipe.execute()
+        return len(blob)
+
+    def get_exact(self, model: str, version: str) -> Reference | None:
+        blob = self._client.get(self._key(model, version))
+        if blob is None:
+            return None
+        assert isinstance(blob, bytes)
+        cached = self._cache.get((model, version))
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        ref = Reference.from_bytes(blob)
+        self._cache[(model, version)] = (blob, ref)
+        return ref
+
+    def get(self, model: str, version: str = DEFAULT_VERSION) -> Reference | None:
+        """The reference for ``version``, falling back to the model's default."""
+        ref = self.get_exact(model, version)
+        if ref is None and version != DEFAULT_VERSION:
+            ref = self.get_exact(model, DEFAULT_VERSION)
+        return ref
+
+    def require(self, model: str, version: str = DEFAULT_VERSION) -> Reference:
+        ref = self.get(model, version)
+        if ref is None:
+            raise ReferenceNotFound(
+                f"no reference for model {model!r} version {version!r} (nor a default); "
+                f"store one with `driftline reference put`"
+            )
+        return ref
+
+    def delete(self, model: str, version: str = DEFAULT_VERSION) -> bool:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(self._key(model, version))
+        pipe.srem(self._index, f"{model}:{version}")
+        deleted, _ = pipe.execute()
+        self._cache.pop((model, version), None)
+        return bool(deleted)
+
+    def list(self) -> list[ReferenceInfo]:
+        out: list[ReferenceInfo] = []
+        for member in sorted(self._client.smembers(self._index)):
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            model, _, version = text.rpartition(":")
+            blob = self._client.get(self._key(model, version))
+            if not isinstance(blob, bytes):
+                continue
+            ref = Reference.from_bytes(blob)
+            out.append(
+                ReferenceInfo(model, version, ref.created, ref.rows, len(ref.profile.columns),
+                              len(ref.chunks), len(blob))
+            )
+        return out
