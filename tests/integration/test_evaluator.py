@@ -1,0 +1,121 @@
+"""The evaluator on real Redis + Kafka: fires once, resolves once, survives a new leader."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pytest
+import redis
+from confluent_kafka import Consumer
+
+from alerts.evaluator import Evaluator, ModelRules
+from alerts.lease import Lease
+from alerts.message import decode
+from alerts.publish import KafkaAlertPublisher
+from sketches.profile import DatasetProfile
+from sketches.reference import build_reference
+from sketches.store import ReferenceStore
+from streams.core import Checkpoint
+from streams.reader import WindowReader
+from streams.state import RedisStateStore
+from streams.windows import Counters, WindowKey
+
+pytestmark = pytest.mark.integration
+WINDOW_MS = 10_000
+
+
+def batch(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, list[object]]:
+    return {
+        "age": list(rng.normal(40, 10, n)),
+        "income": list(rng.normal(50_000 + shift * 15_000, 15_000, n)),
+        "country": list(rng.choice(["DE", "FR", "IT"], n, p=[0.5, 0.3, 0.2])),
+    }
+
+
+def window(rng: np.random.Generator, n: int, shift: float) -> bytes:
+    prof = DatasetProfile()
+    prof.update(batch(rng, n, shift), n)
+    return prof.to_bytes()
+
+
+def read_alerts(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str, object]]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    out: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    idle = 0
+    while time.monotonic() < deadline and idle < 3:
+        msgs = consumer.consume(100, timeout=1.0)
+        idle = idle + 1 if not msgs else 0
+        for m in msgs:
+            assert not m.error()
+            a = decode(m.value())
+            assert m.key() == a.id.encode()
+            out.append({"id": a.id, "state": a.state, "kind": a.kind, "column": a.column})
+    consumer.close()
+    return out
+
+
+def test_fire_once_resolve_once_and_takeover(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str  # type: ignore[no-untyped-def]
+) -> None:
+    rng = np.random.default_rng(7)
+    alerts_topic = make_topic(1)
+    client = redis.Redis.from_url(redis_url)
+    refs = ReferenceStore(client, key_prefix)
+    refs.put(build_reference([batch(rng, 20_000)], model="m", version="default",
+                             created="2026-11-23T00:00:00Z", chunks=5), "m")
+    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    snap = store.load(0)
+    offset = 0
+
+    def put_window(start_ms: int, shift: float) -> None:
+        nonlocal offset
+        offset += 5000
+        key = WindowKey("m", "7", start_ms)
+        store.write(Checkpoint(0, snap.epoch, offset, start_ms + WINDOW_MS - 1,
+                               Counters(ok={"m": offset}), {key: window(rng, 5000, shift)},
+                               {key: start_ms + WINDOW_MS}))
+
+    publisher = KafkaAlertPublisher.connect(kafka_bootstrap, alerts_topic)
+
+    def evaluator(holder: str) -> Evaluator:
+        return Evaluator(client, prefix=key_prefix,
+                         models=[ModelRules("m", measure_ms=WINDOW_MS)],
+                         windows=WindowReader(store), references=refs,
+                         publishers=[publisher], lease=Lease(client, key_prefix, holder, 2000))
+
+    first = evaluator("a")
+    t0 = 1_800_000_000_000
+    put_window(t0, 0.0)
+    assert first.run_once(now=1.0) == []
+    put_window(t0 + WINDOW_MS, 1.0)  # income shifts by one sd
+    fired = first.run_once(now=2.0)
+    assert {(a.column, a.state) for a in fired} >= {("income", "firing")}
+    assert {a.column for a in fired} == {"income"}
+    assert first.run_once(now=3.0) == []  # still firing: no second message
+
+    # a second evaluator cannot evaluate while the first holds the lease
+    second = evaluator("b")
+    assert second.run_once(now=3.5) == [] and not second.is_leader
+    first.lease.release()  # the leader "dies"; b takes over with the stored state
+    assert second.run_once(now=4.0) == []  # knows the alert is firing: no re-fire
+    assert second.is_leader
+
+    put_window(t0 + 2 * WINDOW_MS, 0.0)  # back to normal
+    resolved = second.run_once(now=5.0)
+    assert {(a.column, a.state) for a in resolved} == {(a.column, "resolved") for a in fired}
+
+    results = second.results()
+    assert results[0].model == "m" and results[0].status == "ok"
+    assert results[0].columns["income"].verdict == "no_drift"
+
+    messages = read_alerts(kafka_bootstrap, alerts_topic)
+    income = [m for m in messages if m["column"] == "income"]
+    assert [m["state"] for m in income if m["id"] == "m/income/" + fired[0].metric] == ["firing", "resolved"]
+    assert all(m["column"] == "income" for m in messages)
+    publisher.close()
+    client.close()
