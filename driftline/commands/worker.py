@@ -1,0 +1,82 @@
+"""``driftline worker``: the stream processor (prediction events → window profiles in Redis).
+
+Without ``--models-config`` every valid model name is accepted with 5-minute windows
+and 1-hour retention; with one, only the listed models (others go to the DLQ with reason
+``unknown_model``). See :mod:`driftline.models` for the file format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from driftline.models import load_catalog, parse_duration_ms
+from driftline.options import add_option
+from sketches.errors import ConfigError
+from streams.worker import WorkerSettings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("worker", help="run the stream processor", description=__doc__)
+    add_option(p, "--engine", help="consumer runtime", default="confluent",
+               choices=["confluent", "faust"])
+    add_option(p, "--kafka-bootstrap", help="Kafka bootstrap servers", required=True,
+               fallback_env="KAFKA_BOOTSTRAP")
+    add_option(p, "--redis-url", help="Redis URL for window state", required=True,
+               fallback_env="REDIS_URL")
+    add_option(p, "--topic", help="prediction events topic", default="predictions")
+    add_option(p, "--dlq-topic", help="dead-letter topic", default="predictions.dlq")
+    add_option(p, "--group", help="Kafka consumer group", default="driftline")
+    add_option(p, "--models-config", help="models file (TOML or YAML); none = accept any model")
+    add_option(p, "--key-prefix", help="Redis key prefix", default="driftline")
+    add_option(p, "--batch-size", help="max records per consume call", default=5000, type=int)
+    add_option(p, "--checkpoint-records", help="checkpoint after this many records",
+               default=100_000, type=int)
+    add_option(p, "--checkpoint-interval", help="checkpoint at least this often (e.g. 2s)",
+               default="2s")
+    add_option(p, "--session-timeout-ms", help="Kafka group session timeout", default=10_000,
+               type=int)
+    add_option(p, "--instance-id", help="static group membership id (fast restarts)")
+    add_option(p, "--max-event-bytes", help="larger messages go to the DLQ", default=1 << 20,
+               type=int)
+    add_option(p, "--window-ttl", help="TTL of stored windows", default="7d")
+    add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
+               default=False, type=bool)
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    return WorkerSettings(
+        kafka_bootstrap=args.kafka_bootstrap,
+        redis_url=args.redis_url,
+        topic=args.topic,
+        dlq_topic=args.dlq_topic,
+        group=args.group,
+        key_prefix=args.key_prefix,
+        batch_size=args.batch_size,
+        checkpoint_records=args.checkpoint_records,
+        checkpoint_interval_s=parse_duration_ms(args.checkpoint_interval, "--checkpoint-interval")
+        / 1000,
+        session_timeout_ms=args.session_timeout_ms,
+        instance_id=args.instance_id or None,
+        max_event_bytes=args.max_event_bytes,
+        window_ttl_ms=parse_duration_ms(args.window_ttl, "--window-ttl"),
+        redis_fsync=bool(args.redis_fsync),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    catalog = load_catalog(args.models_config)
+    if catalog.max_horizon_ms > settings.window_ttl_ms:
+        raise ConfigError("--window-ttl must exceed every model's window + retention")
+    if args.engine == "faust":
+        try:
+            faust_runner = importlib.import_module("streams.faust_runner")
+        except ImportError as exc:
+            raise ConfigError(f"--engine faust is not available: {exc}") from exc
+        code: int = faust_runner.run_worker(settings, catalog)
+        return code
+    from streams.worker import run_confluent_worker
+
+    return run_confluent_worker(settings, catalog)

@@ -1,0 +1,122 @@
+"""The models file: which models a worker accepts and how each is windowed.
+
+TOML (``.toml``) or YAML (``.yaml`` / ``.yml``), same shape::
+
+    [defaults]                 # optional
+    window = "5m"              # tumbling window size: 500ms, 30s, 5m, 1h, 1d
+    retention = "1h"           # how long after its end a window still takes late events
+
+    [models.credit-risk]
+    window = "5m"
+    retention = "2h"
+    types = { country = "categorical", zip = "categorical" }   # optional overrides
+
+With a models file, events of any other model go to the DLQ (reason ``unknown_model``).
+Without one (:func:`default_catalog`), every valid model name is accepted with 5-minute
+windows and 1-hour retention.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sketches.errors import ConfigError
+from sketches.types import ColumnType
+from streams.events import MODEL_PATTERN
+from streams.windows import DEFAULT_RETENTION_MS, DEFAULT_WINDOW_MS, ModelCatalog, ModelSpec
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_duration_ms(value: object, what: str) -> int:
+    """``"5m"`` → 300000; a bare number is seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1000)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return int(float(m.group(1)) * _UNITS_MS[m.group(2)])
+    raise ConfigError(f"{what}: {value!r} is not a duration like 30s, 5m, 1h")
+
+
+def default_catalog() -> ModelCatalog:
+    return ModelCatalog(accept_unknown=True)
+
+
+def _table(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a table / mapping")
+    return value
+
+
+def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> ModelCatalog:
+    unknown = set(data) - {"defaults", "models"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}")
+    defaults = _table(data.get("defaults", {}), f"{source}: defaults")
+    window = parse_duration_ms(defaults.get("window", "5m"), f"{source}: defaults.window")
+    retention = parse_duration_ms(defaults.get("retention", "1h"), f"{source}: defaults.retention")
+    models: dict[str, ModelSpec] = {}
+    for name, raw in _table(data.get("models", {}), f"{source}: models").items():
+        where = f"{source}: models.{name}"
+        if not re.match(MODEL_PATTERN, name):
+            raise ConfigError(f"{where}: invalid model name")
+        spec = _table(raw, where)
+        extra = set(spec) - {"window", "retention", "types"}
+        if extra:
+            raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+        try:
+            types = {
+                col: ColumnType(t) for col, t in _table(spec.get("types", {}), where).items()
+            }
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        try:
+            models[name] = ModelSpec(
+                name,
+                parse_duration_ms(spec.get("window", window), f"{where}.window"),
+                parse_duration_ms(spec.get("retention", retention), f"{where}.retention"),
+                types,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    if not models:
+        raise ConfigError(f"{source}: no models listed")
+    return ModelCatalog(models, accept_unknown=False, default_window_ms=window,
+                        default_retention_ms=retention)
+
+
+def load_catalog(path: str | Path | None) -> ModelCatalog:
+    """Read a models file; None → :func:`default_catalog`."""
+    if path is None:
+        return default_catalog()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read models file {p}: {exc}") from exc
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:  # both parsers raise their own error types
+        raise ConfigError(f"models file {p}: {exc}") from exc
+    return parse_catalog(_table(data, str(p)), str(p))
+
+
+__all__ = [
+    "DEFAULT_RETENTION_MS",
+    "DEFAULT_WINDOW_MS",
+    "default_catalog",
+    "load_catalog",
+    "parse_catalog",
+    "parse_duration_ms",
+]

@@ -1,0 +1,250 @@
+"""The processor core: batches of records → per-partition event-time window profiles.
+
+Independent of any Kafka library, Redis and the clock; both runners (confluent-kafka in
+:mod:`streams.runner`, faust in ``streams.faust_runner``) drive it the same way::
+
+    proc = Processor(catalog)
+    proc.assign(store.load(p))              # on assignment (store bumps the epoch)
+    rejected = proc.process(records)        # any number of times; Record per message
+    #   -> send each Rejected's original bytes to the DLQ (streams.dlq)
+    cp = proc.checkpoint(p)                 # None when nothing changed since last flush
+    store.write(cp)                         # one atomic Redis write (raises Fenced)
+    proc.flushed(cp)                        # then commit Kafka offset cp.applied_offset + 1
+    proc.revoke(p)                          # on revocation, after a final checkpoint
+
+Guarantees the runner relies on: records at or below the partition's applied offset are
+skipped (so replays after a crash count nothing twice); records for partitions not
+assigned are ignored; the watermark (largest event time seen) and lateness decision are
+computed record by record in offset order and stored with the offset, so the result
+does not depend on how the stream is cut into batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sketches.profile import DatasetProfile
+from streams.events import DEFAULT_MAX_BYTES, Event, InvalidEvent, decode_event, event_time_ms
+from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
+
+log = logging.getLogger(__name__)
+
+NO_OFFSET = -1
+NO_WATERMARK = -(1 << 62)
+
+
+class Record(NamedTuple):
+    """One Kafka message as the core sees it."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes | None
+
+
+class Rejected(NamedTuple):
+    """A record that failed decoding/validation; route ``record.value`` to the DLQ."""
+
+    record: Record
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSnapshot:
+    """A partition's stored state as loaded on assignment (``windows`` as bytes)."""
+
+    partition: int
+    epoch: int
+    applied_offset: int = NO_OFFSET
+    watermark_ms: int = NO_WATERMARK
+    counters: Counters = field(default_factory=Counters)
+    windows: Mapping[WindowKey, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one atomic store write persists for one partition: changed windows,
+    the applied offset (last offset whose effect is included), watermark and counters."""
+
+    partition: int
+    epoch: int
+    applied_offset: int
+    watermark_ms: int
+    counters: Counters
+    windows: Mapping[WindowKey, bytes]
+    window_ends_ms: Mapping[WindowKey, int]
+
+
+@dataclass(slots=True)
+class _Partition:
+    epoch: int
+    applied: int
+    watermark: int
+    counters: Counters
+    windows: dict[WindowKey, DatasetProfile]
+    ends: dict[WindowKey, int] = field(default_factory=dict)  # start + window + retention
+    dirty: set[WindowKey] = field(default_factory=set)
+    flushed_offset: int = NO_OFFSET
+
+
+class Processor:
+    """Per-partition window state for the partitions this worker owns (see module doc)."""
+
+    def __init__(self, catalog: ModelCatalog, *, max_event_bytes: int = DEFAULT_MAX_BYTES):
+        self.catalog = catalog
+        self.max_event_bytes = max_event_bytes
+        self._parts: dict[int, _Partition] = {}
+
+    # -- assignment ------------------------------------------------------------------
+    def assign(self, snap: PartitionSnapshot) -> None:
+        """Take ownership of ``snap.partition`` with the state loaded from the store."""
+        windows: dict[WindowKey, DatasetProfile] = {}
+        ends: dict[WindowKey, int] = {}
+        for key, blob in snap.windows.items():
+            spec = self.catalog.get(key.model)
+            if spec is None:
+                continue
+            end = key.start_ms + spec.window_ms + spec.retention_ms
+            if end <= snap.watermark_ms:
+                continue  # closed: only kept in the store for readers
+            windows[key] = DatasetProfile.from_bytes(blob)
+            ends[key] = end
+        self._parts[snap.partition] = _Partition(
+            epoch=snap.epoch,
+            applied=snap.applied_offset,
+            watermark=snap.watermark_ms,
+            counters=snap.counters.copy(),
+            windows=windows,
+            ends=ends,
+            flushed_offset=snap.applied_offset,
+        )
+
+    def revoke(self, partition: int) -> None:
+        """Forget a partition (after its final checkpoint, or when fenced/lost)."""
+        self._parts.pop(partition, None)
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._parts)
+
+    def applied_offset(self, partition: int) -> int:
+        """Last offset whose effect is in memory (``NO_OFFSET`` when none)."""
+        return self._parts[partition].applied
+
+    def counters(self, partition: int) -> Counters:
+        return self._parts[partition].counters.copy()
+
+    def open_windows(self, partition: int) -> int:
+        return len(self._parts[partition].windows)
+
+    # -- processing ------------------------------------------------------------------
+    def process(self, records: Iterable[Record]) -> list[Rejected]:
+        """Apply records (any partitions, offset order within a partition)."""
+        rejected: list[Rejected] = []
+        groups: dict[tuple[int, WindowKey], tuple[ModelSpec, list[Event]]] = {}
+        parts = self._parts
+        for rec in records:
+            st = parts.get(rec.partition)
+            if st is None or rec.offset <= st.applied:
+                continue
+            st.applied = rec.offset
+            try:
+                ev = decode_event(rec.value, max_bytes=self.max_event_bytes)
+                spec = self.catalog.get(ev.model)
+                if spec is None:
+                    raise InvalidEvent("unknown_model", f"model {ev.model!r} is not configured")
+                ts = event_time_ms(ev, rec.timestamp_ms)
+            except InvalidEvent as exc:
+                inv = st.counters.invalid
+                inv[exc.reason] = inv.get(exc.reason, 0) + 1
+                rejected.append(Rejected(rec, exc.reason, exc.message))
+                continue
+            if ts > st.watermark:
+                st.watermark = ts
+            start = ts - ts % spec.window_ms
+            if start + spec.window_ms + spec.retention_ms <= st.watermark:
+                late = st.counters.late
+                late[ev.model] = late.get(ev.model, 0) + 1
+                continue
+            ok = st.counters.ok
+            ok[ev.model] = ok.get(ev.model, 0) + 1
+            gkey = (rec.partition, WindowKey(ev.model, ev.version, start))
+            group = groups.get(gkey)
+            if group is None:
+                groups[gkey] = (spec, [ev])
+            else:
+                group[1].append(ev)
+        for (partition, key), (spec, events) in groups.items():
+            self._apply(parts[partition], key, spec, events)
+        return rejected
+
+    def _apply(self, st: _Partition, key: WindowKey, spec: ModelSpec, events: list[Event]) -> None:
+        profile = st.windows.get(key)
+        if profile is None:
+            profile = DatasetProfile(types=spec.types or None)
+            st.windows[key] = profile
+            st.ends[key] = key.start_ms + spec.window_ms + spec.retention_ms
+        columns = columnarise(events)
+        profile.update(columns, len(events))
+        st.dirty.add(key)
+
+    # -- checkpoints -----------------------------------------------------------------
+    def checkpoint(self, partition: int) -> Checkpoint | None:
+        """The partition's unflushed changes, or None when there are none."""
+        st = self._parts.get(partition)
+        if st is None or st.applied == st.flushed_offset:
+            return None
+        return Checkpoint(
+            partition=partition,
+            epoch=st.epoch,
+            applied_offset=st.applied,
+            watermark_ms=st.watermark,
+            counters=st.counters.copy(),
+            windows={k: st.windows[k].to_bytes() for k in st.dirty},
+            window_ends_ms={k: st.ends[k] for k in st.dirty},
+        )
+
+    def flushed(self, cp: Checkpoint) -> None:
+        """Mark ``cp`` as durably stored; evict windows closed by the watermark."""
+        st = self._parts.get(cp.partition)
+        if st is None or st.epoch != cp.epoch:
+            return
+        st.flushed_offset = cp.applied_offset
+        st.dirty.difference_update(cp.windows)
+        closed = [k for k, end in st.ends.items() if end <= st.watermark and k not in st.dirty]
+        for k in closed:
+            del st.windows[k]
+            del st.ends[k]
+
+
+def columnarise(events: Sequence[Event]) -> dict[str, list[object]]:
+    """Columns of a group of events: every feature, ``prediction`` (scalar) or
+    ``prediction.<class>`` (class → probability objects), and ``latency_ms`` when any
+    event has it. A column some events lack gets None there (counted as missing);
+    columns absent from a whole group are counted missing by ``DatasetProfile``.
+    A feature named ``prediction``, ``prediction.*`` or ``latency_ms`` is shadowed."""
+    feats = [e.features for e in events]
+    first = feats[0].keys()
+    names: dict[str, None] = dict.fromkeys(first)
+    for f in feats:
+        if f.keys() != first:
+            names.update(dict.fromkeys(f))
+    cols: dict[str, list[object]] = {name: [f.get(name) for f in feats] for name in names}
+    preds = [e.prediction for e in events]
+    classes: dict[str, None] = {}
+    for p in preds:
+        if isinstance(p, dict):
+            classes.update(dict.fromkeys(p))
+    if classes:
+        for c in classes:
+            cols[f"prediction.{c}"] = [p.get(c) if isinstance(p, dict) else None for p in preds]
+    if len(classes) == 0 or not all(isinstance(p, dict) for p in preds):
+        cols["prediction"] = [None if isinstance(p, dict) else p for p in preds]
+    latency = [e.latency_ms for e in events]
+    if any(v is not None for v in latency):
+        cols["latency_ms"] = list(latency)
+    return cols

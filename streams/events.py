@@ -1,0 +1,144 @@
+"""Prediction events: decoding and validation of the DESIGN.md §1 contract.
+
+:func:`decode_event` turns one Kafka message value into an :class:`Event` or raises
+:class:`InvalidEvent` carrying a short machine ``reason`` (one of :data:`REASONS`) and a
+human message. It never raises anything else for any input bytes, so a payload can
+never crash a worker.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Final
+
+import msgspec
+
+from sketches.errors import DriftlineError
+
+MODEL_PATTERN: Final = r"^[A-Za-z0-9._-]{1,128}$"
+DEFAULT_MAX_BYTES: Final = 1 << 20
+"""Largest accepted message value (1 MiB)."""
+
+REASONS: Final = (
+    "oversized",  # value longer than the configured limit
+    "empty",  # tombstone / empty value
+    "not_utf8",  # bytes are not valid UTF-8
+    "too_deep",  # nesting deeper than the decoder allows
+    "non_finite",  # NaN / Infinity literals or numbers out of float range
+    "invalid_json",  # anything else that is not JSON
+    "missing_field",  # a required field is absent
+    "wrong_type",  # a field has the wrong JSON type
+    "invalid_value",  # right type, value outside the contract (e.g. model name pattern)
+    "bad_ts",  # ts not RFC 3339 / epoch seconds, or out of range
+    "unknown_model",  # decoded fine, but the model is not configured
+)
+
+ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_PATTERN)]
+FeatureValue = int | float | str | bool | None
+Prediction = float | str | dict[str, float]
+
+_MIN_TS_MS: Final = 0
+_MAX_TS_MS: Final = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+
+
+class InvalidEvent(DriftlineError):
+    """A message value that does not decode or validate; ``reason`` is in :data:`REASONS`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One decoded prediction event (wire names as in DESIGN.md §1)."""
+
+    model: ModelName
+    features: dict[str, FeatureValue]
+    prediction: Prediction
+    version: str = "default"
+    id: str | None = None
+    ts: str | float | None = None
+    label: float | str | None = None
+    latency_ms: float | None = None
+
+
+_DECODER: Final = msgspec.json.Decoder(Event)
+
+
+def _validation_reason(text: str) -> str:
+    if text.startswith("Object missing required field"):
+        return "missing_field"
+    if text.startswith("Number out of range"):
+        return "non_finite"
+    if text.startswith("Expected `") and ", got `" in text:
+        return "wrong_type"
+    return "invalid_value"
+
+
+def decode_event(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
+    """Decode and validate one message value; raise :class:`InvalidEvent` on any failure."""
+    if not value:
+        raise InvalidEvent("empty", "message value is empty")
+    if len(value) > max_bytes:
+        raise InvalidEvent("oversized", f"{len(value)} bytes > limit {max_bytes}")
+    try:
+        event = _DECODER.decode(value)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        raise InvalidEvent(_validation_reason(text), text) from None
+    except msgspec.DecodeError as exc:
+        text = str(exc)
+        if b"NaN" in value or b"Infinity" in value:
+            raise InvalidEvent("non_finite", text) from None
+        raise InvalidEvent("invalid_json", text) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("not_utf8", str(exc)) from None
+    except RecursionError:
+        raise InvalidEvent("too_deep", "nesting too deep") from None
+    except Exception as exc:  # a payload must never crash the worker
+        raise InvalidEvent("invalid_json", f"{type(exc).__name__}: {exc}") from None
+    _check_finite(event)
+    return event
+
+
+def _check_finite(event: Event) -> None:
+    # msgspec rejects NaN/Infinity literals and out-of-range numbers already; this is
+    # the belt to those braces (e.g. a future decoder option) and keeps the contract local.
+    pred = event.prediction
+    if isinstance(pred, float) and not math.isfinite(pred):
+        raise InvalidEvent("non_finite", "prediction is not finite")
+    if isinstance(pred, dict):
+        if not pred:
+            raise InvalidEvent("invalid_value", "prediction object is empty")
+        if not all(math.isfinite(p) for p in pred.values()):
+            raise InvalidEvent("non_finite", "a class probability is not finite")
+    if event.latency_ms is not None and not math.isfinite(event.latency_ms):
+        raise InvalidEvent("non_finite", "latency_ms is not finite")
+
+
+def event_time_ms(event: Event, kafka_timestamp_ms: int) -> int:
+    """Event time in epoch ms: ``ts`` (RFC 3339 or epoch seconds) else the Kafka timestamp.
+
+    Raises :class:`InvalidEvent` with reason ``bad_ts`` when ``ts`` cannot be read, has
+    no UTC offset (RFC 3339 requires one) or is outside year 1970..9999.
+    """
+    ts = event.ts
+    if ts is None:
+        ms = kafka_timestamp_ms
+    elif isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            raise InvalidEvent("bad_ts", f"ts {ts[:64]!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent("bad_ts", f"ts {ts[:64]!r} has no UTC offset")
+        ms = round(parsed.timestamp() * 1000)
+    else:
+        if not math.isfinite(ts):
+            raise InvalidEvent("bad_ts", "ts is not finite")
+        ms = round(ts * 1000)
+    if not _MIN_TS_MS <= ms <= _MAX_TS_MS:
+        raise InvalidEvent("bad_ts", f"ts {ms} ms is outside 1970..9999")
+    return ms

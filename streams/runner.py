@@ -1,0 +1,247 @@
+"""Runner 1: confluent-kafka consumer → :class:`streams.core.Processor` → Redis.
+
+Loop: ``consume`` a batch → ``Processor.process`` → rejected records to the DLQ →
+every ``checkpoint_records`` records or ``checkpoint_interval_s`` seconds: flush the DLQ
+producer, write each changed partition's checkpoint to Redis (one atomic write each),
+then commit ``applied_offset + 1`` to Kafka. Kafka commits are informational (lag
+tools); the source of truth for where to resume is the applied offset in Redis.
+
+Rebalancing is cooperative-sticky. ``on_assign`` loads each partition from Redis
+(bumping its epoch) and seeks to ``applied + 1`` (the committed offset / earliest when
+Redis has nothing); ``on_revoke`` / ``on_lost`` checkpoint and drop the partitions. A
+write rejected by fencing drops that partition's state (another worker owns it now).
+Redis and DLQ failures are waited out with :class:`streams.retry.RetryPolicy`; broker
+outages are waited out by librdkafka. :meth:`ConfluentRunner.stop` (SIGTERM) ends the
+loop after the current batch with a final checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streams.core import Processor, Record
+from streams.dlq import DlqNotDelivered, DlqSender
+from streams.health import PartitionHealth, WorkerHealth
+from streams.retry import RetryAborted, RetryPolicy
+from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    topic: str = "predictions"
+    batch_size: int = 5000
+    poll_timeout_s: float = 0.5
+    checkpoint_records: int = 100_000
+    checkpoint_interval_s: float = 2.0
+
+
+def consumer_config(
+    bootstrap: str,
+    group: str,
+    *,
+    session_timeout_ms: int = 10_000,
+    instance_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """librdkafka settings for the worker's consumer (offsets stored manually)."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
+        "statistics.interval.ms": 5000,  # feeds get_watermark_offsets(cached=True) for lag
+        "stats_cb": lambda _stats: None,
+        "enable.partition.eof": False,
+    }
+    if instance_id:
+        conf["group.instance.id"] = instance_id
+    conf.update(extra or {})
+    return conf
+
+
+def producer_config(bootstrap: str) -> dict[str, Any]:
+    """Idempotent DLQ producer that keeps retrying while the broker is away."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "message.timeout.ms": 600_000,
+    }
+
+
+class ConfluentRunner:
+    """Drives a :class:`Processor` from a confluent-kafka ``Consumer`` (all injected)."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Any,
+        dlq: DlqSender,
+        store: RedisStateStore,
+        processor: Processor,
+        config: RunnerConfig,
+        redis_retry: RetryPolicy | None = None,
+        dlq_retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.consumer = consumer
+        self.dlq = dlq
+        self.store = store
+        self.processor = processor
+        self.config = config
+        self.redis_retry = redis_retry or RetryPolicy(REDIS_TRANSIENT, initial_s=0.1, max_s=2.0)
+        self.dlq_retry = dlq_retry or RetryPolicy((DlqNotDelivered,), initial_s=0.5, max_s=5.0)
+        self.clock = clock
+        self.sleep = sleep
+        self.health = WorkerHealth()
+        self._stopping = False
+        self._since_checkpoint = 0
+        self._last_checkpoint = clock()
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch, checkpoint and return (signal-safe)."""
+        self._stopping = True
+
+    # -- main loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        topic = self.config.topic
+        self.consumer.subscribe(
+            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        try:
+            while not self._stopping:
+                self.poll_once()
+            self.checkpoint(self.processor.partitions)
+        except RetryAborted as exc:
+            log.warning("stopping without a final checkpoint: %s", exc)
+        finally:
+            try:
+                self.consumer.close()  # leaves the group; on_revoke checkpoints what is left
+            except (KafkaException, RuntimeError, RetryAborted) as exc:
+                log.warning("consumer close: %s", exc)
+
+    def poll_once(self) -> int:
+        """Consume and process one batch; checkpoint when due. Returns records consumed."""
+        msgs = self.consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
+        records: list[Record] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning(
+                        "consumer error topic=%s partition=%s offset=%s: %s",
+                        m.topic(), m.partition(), m.offset(), err,
+                    )
+                continue
+            records.append(Record(m.partition(), m.offset(), m.timestamp()[1], m.value()))
+        if records:
+            for rejected in self.processor.process(records):
+                self.dlq.send(rejected)
+                self.health.dlq_sent += 1
+            self._since_checkpoint += len(records)
+            self.health.records += len(records)
+        due = self._since_checkpoint >= self.config.checkpoint_records or (
+            self.clock() - self._last_checkpoint >= self.config.checkpoint_interval_s
+        )
+        if due:
+            self.checkpoint(self.processor.partitions)
+        return len(records)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def checkpoint(self, partitions: list[int]) -> None:
+        """DLQ flush → one atomic Redis write per changed partition → Kafka commit."""
+        started = self.clock()
+        stop = lambda: self._stopping  # noqa: E731
+        checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
+        if checkpoints:
+            self.dlq_retry.call(
+                self.dlq.flush, what="dlq flush", sleep=self.sleep, should_stop=stop
+            )
+        offsets: list[TopicPartition] = []
+        for cp in checkpoints:
+            what = f"checkpoint topic={self.config.topic} partition={cp.partition}"
+            try:
+                self.redis_retry.call(
+                    partial(self.store.write, cp), what=what, sleep=self.sleep,
+                    should_stop=stop,
+                )
+            except FencedError as exc:
+                log.warning("%s fenced, dropping the partition: %s", what, exc)
+                self.health.fenced += 1
+                self.processor.revoke(cp.partition)
+                self.health.partitions.pop(cp.partition, None)
+                continue
+            self.processor.flushed(cp)
+            offsets.append(TopicPartition(self.config.topic, cp.partition, cp.applied_offset + 1))
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:
+                log.warning("kafka commit failed (state is safe in Redis): %s", exc)
+        self._since_checkpoint = 0
+        self._last_checkpoint = self.clock()
+        if checkpoints:
+            self.health.record_flush(self._last_checkpoint - started)
+        self._update_health()
+
+    def _update_health(self) -> None:
+        for p in self.processor.partitions:
+            h = self.health.partitions.setdefault(p, PartitionHealth())
+            h.counters = self.processor.counters(p)
+            h.applied_offset = self.processor.applied_offset(p)
+            h.open_windows = self.processor.open_windows(p)
+            try:
+                tp = TopicPartition(self.config.topic, p)
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    h.lag = max(0, high - (h.applied_offset + 1))
+            except KafkaException:
+                pass
+
+    # -- rebalance callbacks -----------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            snap = self.redis_retry.call(
+                partial(self.store.load, tp.partition),
+                what=f"load topic={tp.topic} partition={tp.partition}",
+                sleep=self.sleep,
+            )
+            self.processor.assign(snap)
+            if snap.applied_offset >= 0:
+                tp.offset = snap.applied_offset + 1
+            log.info(
+                "assigned topic=%s partition=%d epoch=%d offset=%d",
+                tp.topic, tp.partition, snap.epoch, tp.offset,
+            )
+        consumer.incremental_assign(partitions)
+        self._update_health()
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        owned = set(self.processor.partitions)
+        mine = [tp.partition for tp in partitions if tp.partition in owned]
+        try:
+            self.checkpoint(mine)
+        except RetryAborted as exc:
+            log.warning("revoke without checkpoint (state resumes from Redis): %s", exc)
+        for p in mine:
+            self.processor.revoke(p)
+            self.health.partitions.pop(p, None)
+            log.info("revoked topic=%s partition=%d", self.config.topic, p)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        log.warning("partitions lost: %s", [tp.partition for tp in partitions])
+        self._on_revoke(consumer, partitions)

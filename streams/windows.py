@@ -1,0 +1,122 @@
+"""Event-time tumbling windows: model specs, window keys and per-partition counters.
+
+Pure data and arithmetic; no Kafka, no Redis, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sketches.types import ColumnType
+
+MINUTE_MS = 60_000
+DEFAULT_WINDOW_MS = 5 * MINUTE_MS
+DEFAULT_RETENTION_MS = 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """How one model's events are windowed.
+
+    ``window_ms``: tumbling window size. ``retention_ms``: how long after its end a
+    window still accepts late events (measured against the partition's watermark, the
+    largest event time seen). ``types``: optional column type overrides.
+    """
+
+    name: str
+    window_ms: int = DEFAULT_WINDOW_MS
+    retention_ms: int = DEFAULT_RETENTION_MS
+    types: Mapping[str, ColumnType] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0 or self.retention_ms < 0:
+            raise ValueError(f"model {self.name}: window must be > 0 and retention >= 0")
+
+    def window_start(self, ts_ms: int) -> int:
+        return ts_ms - ts_ms % self.window_ms
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCatalog:
+    """The models a worker accepts.
+
+    With ``models`` empty and ``accept_unknown`` true (the default when no models file is
+    given) every valid model name is accepted with ``default`` windowing; otherwise an
+    event naming a model not listed goes to the DLQ with reason ``unknown_model``.
+    """
+
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    accept_unknown: bool = True
+    default_window_ms: int = DEFAULT_WINDOW_MS
+    default_retention_ms: int = DEFAULT_RETENTION_MS
+
+    def get(self, name: str) -> ModelSpec | None:
+        spec = self.models.get(name)
+        if spec is None and self.accept_unknown:
+            spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms)
+        return spec
+
+    @property
+    def max_horizon_ms(self) -> int:
+        """Largest window + retention among the known models (and the default)."""
+        spans = [m.window_ms + m.retention_ms for m in self.models.values()]
+        spans.append(self.default_window_ms + self.default_retention_ms)
+        return max(spans)
+
+
+class WindowKey(NamedTuple):
+    """One tumbling window of one model version: ``start_ms`` inclusive."""
+
+    model: str
+    version: str
+    start_ms: int
+
+    def encode(self) -> str:
+        return f"{self.model}|{self.version}|{self.start_ms}"
+
+    @classmethod
+    def decode(cls, text: str) -> WindowKey:
+        model, version, start = text.rsplit("|", 2)
+        return cls(model, version, int(start))
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per-partition event counts: ok and late per model, invalid per reason."""
+
+    ok: dict[str, int] = field(default_factory=dict)
+    late: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+
+    def to_fields(self) -> dict[str, int]:
+        out = {f"ok:{k}": v for k, v in self.ok.items()}
+        out.update({f"late:{k}": v for k, v in self.late.items()})
+        out.update({f"invalid:{k}": v for k, v in self.invalid.items()})
+        return out
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, int]) -> Counters:
+        c = cls()
+        for name, value in fields.items():
+            kind, _, key = name.partition(":")
+            target = {"ok": c.ok, "late": c.late, "invalid": c.invalid}.get(kind)
+            if target is not None:
+                target[key] = int(value)
+        return c
+
+    def copy(self) -> Counters:
+        return Counters(dict(self.ok), dict(self.late), dict(self.invalid))
+
+    @property
+    def total_ok(self) -> int:
+        return sum(self.ok.values())
+
+    @property
+    def total_late(self) -> int:
+        return sum(self.late.values())
+
+    @property
+    def total_invalid(self) -> int:
+        return sum(self.invalid.values())

@@ -1,0 +1,99 @@
+"""Wiring of one worker process: settings → clients → :class:`ConfluentRunner`.
+
+:class:`WorkerSettings` is the one frozen settings object both engines take; the faust
+runner is expected to expose ``streams.faust_runner.run_worker(settings, catalog) -> int``
+with the same meaning as :func:`run_confluent_worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from types import FrameType
+
+import redis
+from confluent_kafka import Consumer, Producer
+
+from streams.core import Processor
+from streams.dlq import DlqSender
+from streams.events import DEFAULT_MAX_BYTES
+from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
+from streams.state import DEFAULT_WINDOW_TTL_MS, RedisStateStore
+from streams.windows import ModelCatalog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    kafka_bootstrap: str
+    redis_url: str
+    topic: str = "predictions"
+    dlq_topic: str = "predictions.dlq"
+    group: str = "driftline"
+    key_prefix: str = "driftline"
+    batch_size: int = 5000
+    checkpoint_records: int = 100_000
+    checkpoint_interval_s: float = 2.0
+    session_timeout_ms: int = 10_000
+    instance_id: str | None = None
+    max_event_bytes: int = DEFAULT_MAX_BYTES
+    window_ttl_ms: int = DEFAULT_WINDOW_TTL_MS
+    redis_fsync: bool = False
+
+
+def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateStore:
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=10
+    )
+    return RedisStateStore(
+        client,
+        prefix=settings.key_prefix,
+        topic=settings.topic,
+        horizon_ms=catalog.max_horizon_ms,
+        window_ttl_ms=settings.window_ttl_ms,
+        fsync=settings.redis_fsync,
+    )
+
+
+def run_confluent_worker(settings: WorkerSettings, catalog: ModelCatalog) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code (0 after a clean stop)."""
+    consumer = Consumer(
+        consumer_config(
+            settings.kafka_bootstrap,
+            settings.group,
+            session_timeout_ms=settings.session_timeout_ms,
+            instance_id=settings.instance_id,
+        )
+    )
+    producer = Producer(producer_config(settings.kafka_bootstrap))
+    store = build_store(settings, catalog)
+    runner = ConfluentRunner(
+        consumer=consumer,
+        dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
+        store=store,
+        processor=Processor(catalog, max_event_bytes=settings.max_event_bytes),
+        config=RunnerConfig(
+            topic=settings.topic,
+            batch_size=settings.batch_size,
+            checkpoint_records=settings.checkpoint_records,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+        ),
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the batch, checkpointing and stopping", signum)
+        runner.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        runner.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        producer.flush(10)
+        store.client.close()
+    log.info("worker stopped: %d records, %d checkpoints", runner.health.records,
+             runner.health.checkpoints)
+    return 0

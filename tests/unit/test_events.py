@@ -1,0 +1,143 @@
+"""Event decoding: every malformed case has its reason; fuzzing never escapes InvalidEvent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.events import REASONS, Event, InvalidEvent, decode_event, event_time_ms
+
+GOOD = {"model": "credit-risk", "features": {"age": 42, "country": "DE", "t": None},
+        "prediction": 0.83}
+
+
+def enc(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def reason(value: bytes, **kw: int) -> str:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(value, **kw)
+    assert info.value.reason in REASONS
+    return info.value.reason
+
+
+def test_good_event_decodes_with_defaults() -> None:
+    ev = decode_event(enc(GOOD))
+    assert ev.model == "credit-risk" and ev.version == "default" and ev.ts is None
+    assert ev.features["t"] is None
+    proba = decode_event(enc({**GOOD, "prediction": {"a": 0.2, "b": 0.8}}))
+    assert proba.prediction == {"a": 0.2, "b": 0.8}
+    assert decode_event(enc({**GOOD, "prediction": "yes"})).prediction == "yes"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"", "empty"),
+        (b"{" + b" " * (1 << 20), "oversized"),
+        (b'{"model": "m", "features": {"a": "\xff"}, "prediction": 1}', "not_utf8"),
+        (b'{"model":"m","features":{},"prediction":1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}",
+         "too_deep"),
+        (b'{"model": "m", "features": {"a": NaN}, "prediction": 1}', "non_finite"),
+        (b'{"model": "m", "features": {"a": 1}, "prediction": Infinity}', "non_finite"),
+        (b'{"model": "m", "features": {"a": 1e999}, "prediction": 1}', "non_finite"),
+        (b'{"model": "m", "features": ', "invalid_json"),
+        (b"[1, 2]", "wrong_type"),
+        (enc({"features": {}, "prediction": 1}), "missing_field"),
+        (enc({"model": "m", "prediction": 1}), "missing_field"),
+        (enc({"model": "m", "features": {}}), "missing_field"),
+        (enc({"model": 7, "features": {}, "prediction": 1}), "wrong_type"),
+        (enc({"model": "m", "features": [1], "prediction": 1}), "wrong_type"),
+        (enc({"model": "m", "features": {"a": [1]}, "prediction": 1}), "wrong_type"),
+        (enc({"model": "m", "features": {}, "prediction": True}), "wrong_type"),
+        (enc({"model": "m", "features": {}, "prediction": {"a": "x"}}), "wrong_type"),
+        (enc({"model": "bad model!", "features": {}, "prediction": 1}), "invalid_value"),
+        (enc({"model": "m" * 129, "features": {}, "prediction": 1}), "invalid_value"),
+        (enc({"model": "", "features": {}, "prediction": 1}), "invalid_value"),
+        (enc({"model": "m", "features": {}, "prediction": {}}), "invalid_value"),
+    ],
+)
+def test_malformed_reasons(value: bytes, expected: str) -> None:
+    assert reason(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("ts", "ms"),
+    [
+        ("2026-11-23T08:00:00.125Z", 1795420800125),
+        ("2026-11-23T09:00:00.125+01:00", 1795420800125),
+        (1795420800.125, 1795420800125),
+        (None, 42),
+    ],
+)
+def test_event_time(ts: object, ms: int) -> None:
+    ev = decode_event(enc({**GOOD, "ts": ts}))
+    assert event_time_ms(ev, 42) == ms
+
+
+@pytest.mark.parametrize("ts", ["yesterday", "2026-11-23T08:00:00", -5.0, 1e15, "99999-01-01"])
+def test_bad_ts(ts: object) -> None:
+    ev = decode_event(enc({**GOOD, "ts": ts}))
+    with pytest.raises(InvalidEvent) as info:
+        event_time_ms(ev, 0)
+    assert info.value.reason == "bad_ts"
+
+
+def test_missing_kafka_timestamp_is_bad_ts() -> None:
+    with pytest.raises(InvalidEvent, match="bad_ts"):
+        event_time_ms(decode_event(enc(GOOD)), -1)
+
+
+def _check(value: bytes) -> None:
+    try:
+        ev = decode_event(value, max_bytes=4096)
+    except InvalidEvent as exc:
+        assert exc.reason in REASONS
+        return
+    assert isinstance(ev, Event)
+    try:
+        event_time_ms(ev, 0)
+    except InvalidEvent as exc:
+        assert exc.reason == "bad_ts"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_fuzz_random_bytes(value: bytes) -> None:
+    _check(value)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "model": st.one_of(st.text(max_size=10), json_values),
+            "features": st.one_of(st.dictionaries(st.text(max_size=5), json_values), json_values),
+            "prediction": json_values,
+            "ts": st.one_of(st.floats(), st.text(max_size=30), json_values),
+            "version": json_values,
+            "latency_ms": json_values,
+        },
+    )
+)
+def test_fuzz_random_json_events(obj: dict[str, object]) -> None:
+    _check(json.dumps(obj).encode())  # json.dumps writes NaN / Infinity for non-finite floats
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_fuzz_any_json(obj: object) -> None:
+    _check(json.dumps(obj).encode())
