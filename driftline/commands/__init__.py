@@ -42,3 +42,19 @@ def _worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 COMMANDS.append(_worker)
+
+
+def _reference(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import reference
+
+    reference.register(sub)
+
+
+def _status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import status
+
+    status.register(sub)
+
+
+COMMANDS.append(_reference)
+COMMANDS.append(_status)

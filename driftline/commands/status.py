@@ -1,0 +1,92 @@
+"""``driftline status`` — the current drift table per model, read from Redis.
+
+Shows what the evaluator leader stored at its last evaluation: per column the verdict,
+the metric values with their sketch error bounds (``0.31±0.01``; a ``*`` marks a rule
+that fired) and n; plus the alerts firing. ``--watch`` refreshes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from alerts.evaluator import load_results
+from alerts.results import ModelResult
+from driftline.commands.common import add_redis_options, redis_client
+from driftline.options import add_option
+
+VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "yellow"}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="current drift table per model")
+    add_option(p, "--model", help="only this model (default: every evaluated model)")
+    add_option(p, "--watch", type=float, help="refresh every SECONDS until Ctrl-C")
+    add_redis_options(p)
+    p.set_defaults(func=run)
+
+
+def evaluated_models(client: redis.Redis, prefix: str) -> list[str]:
+    models = set()
+    for key in client.scan_iter(match=f"{prefix}:alerts:*:result", count=500):
+        text = key.decode() if isinstance(key, bytes) else str(key)
+        models.add(text[len(prefix) + len(":alerts:"):-len(":result")])
+    return sorted(models)
+
+
+def render(results: list[ModelResult]) -> Group:
+    if not results:
+        return Group(Text("no model evaluated yet (is a worker running, with a reference?)"))
+    parts: list[Table | Text] = []
+    for r in results:
+        window = (f"{_t(r.window_start)} → {_t(r.window_end)}")
+        title = (f"{r.model} (version {r.version}) — {r.status} — n={r.rows} — "
+                 f"window {window} — evaluated {_t(r.evaluated_at)}")
+        table = Table(title=title, title_justify="left", expand=False)
+        for col in ("column", "type", "verdict", "n", "nulls", "metrics (value±bound, *=fired)"):
+            table.add_column(col)
+        for c in sorted(r.columns.values(), key=lambda c: (c.verdict != "drift", c.column)):
+            metrics = "  ".join(
+                f"{name} {m.value:.3g}±{m.error_bound:.2g}{'*' if m.breached else ''}"
+                for name, m in sorted(c.metrics.items()) if m.value is not None
+            )
+            nulls = "" if c.null_ratio is None else f"{c.null_ratio:.1%}"
+            table.add_row(c.column, c.type, Text(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")),
+                          str(c.count), nulls, metrics)
+        parts.append(table)
+        if r.firing:
+            parts.append(Text("firing: " + ", ".join(f"{a} ({r.severities.get(a, '?')})"
+                                                     for a in r.firing), style="bold red"))
+        if r.latency_ms:
+            parts.append(Text("latency ms: " + ", ".join(f"p{float(q) * 100:g}={v:.1f}"
+                                                         for q, v in sorted(r.latency_ms.items()))))
+    return Group(*parts)
+
+
+def _t(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC).strftime("%H:%M:%S")
+
+
+def run(args: argparse.Namespace) -> int:
+    client = redis_client(args)
+    console = Console()
+
+    def snapshot() -> list[ModelResult]:
+        models = [args.model] if args.model else evaluated_models(client, args.key_prefix)
+        return load_results(client, args.key_prefix, models)
+
+    if not args.watch:
+        results = snapshot()
+        console.print(render(results))
+        return 1 if any(r.status == "drift" for r in results) else 0
+    with Live(render(snapshot()), console=console, refresh_per_second=4) as live:
+        while True:
+            time.sleep(args.watch)
+            live.update(render(snapshot()))
