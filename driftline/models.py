@@ -54,6 +54,12 @@ def _table(value: object, what: str) -> Mapping[str, Any]:
     return value
 
 
+# Keys of the same file read by driftline.alerting (measurement window, rules, policy).
+ALERTING_KEYS = frozenset(
+    {"measure", "min_count", "for", "cooldown", "repeat", "severity", "quality_severity", "rules"}
+)
+
+
 def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> ModelCatalog:
     unknown = set(data) - {"defaults", "models"}
     if unknown:
@@ -67,7 +73,7 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
         if not re.match(MODEL_PATTERN, name):
             raise ConfigError(f"{where}: invalid model name")
         spec = _table(raw, where)
-        extra = set(spec) - {"window", "retention", "types"}
+        extra = set(spec) - {"window", "retention", "types"} - ALERTING_KEYS
         if extra:
             raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
         try:
@@ -91,10 +97,8 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
                         default_retention_ms=retention)
 
 
-def load_catalog(path: str | Path | None) -> ModelCatalog:
-    """Read a models file; None → :func:`default_catalog`."""
-    if path is None:
-        return default_catalog()
+def load_raw(path: str | Path) -> Mapping[str, Any]:
+    """The parsed models file (TOML, or YAML by extension), or one clear ConfigError."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -109,7 +113,14 @@ def load_catalog(path: str | Path | None) -> ModelCatalog:
             data = tomllib.loads(text)
     except Exception as exc:  # both parsers raise their own error types
         raise ConfigError(f"models file {p}: {exc}") from exc
-    return parse_catalog(_table(data, str(p)), str(p))
+    return _table(data, str(p))
+
+
+def load_catalog(path: str | Path | None) -> ModelCatalog:
+    """Read a models file; None → :func:`default_catalog`."""
+    if path is None:
+        return default_catalog()
+    return parse_catalog(load_raw(path), str(path))
 
 
 __all__ = [

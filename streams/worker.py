@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 from streams.core import Processor
 from streams.dlq import DlqSender
 from streams.events import DEFAULT_MAX_BYTES
+from streams.health import WorkerHealth
 from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
 from streams.state import DEFAULT_WINDOW_TTL_MS, RedisStateStore
 from streams.windows import ModelCatalog
@@ -57,8 +59,15 @@ def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateSt
     )
 
 
-def run_confluent_worker(settings: WorkerSettings, catalog: ModelCatalog) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (0 after a clean stop)."""
+def run_confluent_worker(
+    settings: WorkerSettings,
+    catalog: ModelCatalog,
+    on_health: Callable[[WorkerHealth], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code (0 after a clean stop).
+
+    ``on_health`` receives the runner's live :class:`WorkerHealth` before consuming
+    starts (the CLI hands it to the metrics endpoint)."""
     consumer = Consumer(
         consumer_config(
             settings.kafka_bootstrap,
@@ -81,6 +90,9 @@ def run_confluent_worker(settings: WorkerSettings, catalog: ModelCatalog) -> int
             checkpoint_interval_s=settings.checkpoint_interval_s,
         ),
     )
+
+    if on_health is not None:
+        on_health(runner.health)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: finishing the batch, checkpointing and stopping", signum)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from driftline.alerting import load_alerting
 from driftline.models import load_catalog, parse_duration_ms
+from driftline.monitor import Monitor, MonitorSettings
 from driftline.options import add_option
 from sketches.errors import ConfigError
+from streams.health import WorkerHealth
 from streams.worker import WorkerSettings
 
 
@@ -42,6 +45,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--window-ttl", help="TTL of stored windows", default="7d")
     add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
                default=False, type=bool)
+    add_option(p, "--alerts-topic", help="topic alerts are published to", default="alerts")
+    add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
+               "the evaluator lease)", default=True, type=bool)
+    add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s")
+    add_option(p, "--http-host", help="address of /metrics, /healthz, /readyz, /models",
+               default="127.0.0.1")
+    add_option(p, "--http-port", help="port of the HTTP endpoint (-1: none)", default=9464,
+               type=int)
+    add_option(p, "--webhook-url", help="also POST alerts to this Alertmanager-compatible "
+               "URL (…/api/v2/alerts)")
     p.set_defaults(func=run)
 
 
@@ -65,18 +78,54 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
     )
 
 
+def monitor_from_args(args: argparse.Namespace, health: _HealthBox) -> Monitor:
+    models, fallback = load_alerting(args.models_config)
+    settings = MonitorSettings(
+        redis_url=args.redis_url,
+        kafka_bootstrap=args.kafka_bootstrap,
+        key_prefix=args.key_prefix,
+        topic=args.topic,
+        alerts_topic=args.alerts_topic,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        interval_s=parse_duration_ms(args.evaluate_interval, "--evaluate-interval") / 1000,
+        webhook_url=args.webhook_url or None,
+        evaluate=bool(args.evaluate),
+    )
+    return Monitor(settings, models, fallback, health=health.get)
+
+
+class _HealthBox:
+    """Hands the runner's live health object to the monitor once the runner exists."""
+
+    def __init__(self) -> None:
+        self.value: WorkerHealth | None = None
+
+    def set(self, value: WorkerHealth) -> None:
+        self.value = value
+
+    def get(self) -> WorkerHealth | None:
+        return self.value
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     catalog = load_catalog(args.models_config)
     if catalog.max_horizon_ms > settings.window_ttl_ms:
         raise ConfigError("--window-ttl must exceed every model's window + retention")
-    if args.engine == "faust":
-        try:
-            faust_runner = importlib.import_module("streams.faust_runner")
-        except ImportError as exc:
-            raise ConfigError(f"--engine faust is not available: {exc}") from exc
-        code: int = faust_runner.run_worker(settings, catalog)
-        return code
-    from streams.worker import run_confluent_worker
+    health = _HealthBox()
+    monitor = monitor_from_args(args, health)  # validates the alerting config first
+    monitor.start()
+    try:
+        if args.engine == "faust":
+            try:
+                faust_runner = importlib.import_module("streams.faust_runner")
+            except ImportError as exc:
+                raise ConfigError(f"--engine faust is not available: {exc}") from exc
+            code: int = faust_runner.run_worker(settings, catalog)
+            return code
+        from streams.worker import run_confluent_worker
 
-    return run_confluent_worker(settings, catalog)
+        return run_confluent_worker(settings, catalog, on_health=health.set)
+    finally:
+        monitor.stop()

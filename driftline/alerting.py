@@ -1,0 +1,151 @@
+"""The alerting part of the models file: measurement window, rules and alert policy.
+
+Same file as :mod:`driftline.models` (TOML or YAML); these keys sit beside ``window`` /
+``retention`` / ``types``, in ``[defaults]`` or per model::
+
+    [defaults]
+    measure = "1h"        # measurement window: the merge of the windows in the last 1h
+    min_count = 100       # fewer values than this on either side -> "insufficient_data"
+    for = 1               # consecutive breaching evaluations before an alert fires
+    cooldown = "0s"       # after a resolution, ignore breaches this long
+    repeat = "1h"         # re-send a firing alert this often (omit: never)
+    severity = "critical"           # of drift alerts
+    quality_severity = "warning"    # of null_ratio / type_mismatch / unseen alerts
+
+    [models.credit-risk.rules]
+    mode = "effect"       # "effect": value - error bound >= threshold (and significant)
+                          # "pvalue": test p-value < alpha after correction
+    alpha = 0.01
+    correction = "bonferroni"   # or "bh" (Benjamini-Hochberg) or "none"
+    learned = false       # thresholds learned from the reference's chunks (mean + k_sd*sd)
+    k_sd = 3.0
+    thresholds = { psi = 0.2, js = 0.15 }           # every column of the model
+    columns = { income = { psi = 0.1 } }            # one column
+
+Every key is checked: an unknown key, metric or negative threshold stops the worker
+with one message before it starts. Columns named in ``columns`` are checked against the
+model's reference when the worker starts (:func:`check_columns`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from alerts.evaluator import ModelRules
+from alerts.machine import Policy
+from driftline.models import ALERTING_KEYS, _table, load_raw, parse_duration_ms
+from sketches.errors import ConfigError
+from sketches.metrics import METRIC_TEST
+from sketches.reference import Reference
+from sketches.rules import DEFAULT_THRESHOLDS, DriftRules
+
+RULE_KEYS = frozenset({"mode", "alpha", "correction", "learned", "k_sd", "thresholds", "columns"})
+SEVERITIES = ("info", "warning", "critical")
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"measure": "1h", "min_count": 100, "for": 1, "cooldown": "0s", "repeat": None,
+     "severity": "critical", "quality_severity": "warning", "rules": {}}
+)
+
+
+def _thresholds(raw: object, where: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric, value in _table(raw, where).items():
+        if metric not in METRIC_TEST:
+            raise ConfigError(f"{where}: unknown metric {metric!r} "
+                              f"(known: {', '.join(sorted(METRIC_TEST))})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}.{metric}: threshold must be a number >= 0, got {value!r}")
+        out[metric] = float(value)
+    return out
+
+
+def _rules(raw: Mapping[str, Any], min_count: int, where: str) -> DriftRules:
+    extra = set(raw) - RULE_KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+    model_wide = _thresholds(raw.get("thresholds", {}), f"{where}.thresholds")
+    thresholds = {
+        ctype: MappingProxyType({**per_type, **{k: v for k, v in model_wide.items()}})
+        for ctype, per_type in DEFAULT_THRESHOLDS.items()
+    }
+    columns = {
+        col: MappingProxyType(_thresholds(t, f"{where}.columns.{col}"))
+        for col, t in _table(raw.get("columns", {}), f"{where}.columns").items()
+    }
+    try:
+        return DriftRules(
+            thresholds=MappingProxyType(thresholds),
+            column_thresholds=MappingProxyType(columns),
+            mode=raw.get("mode", "effect"),
+            alpha=float(raw.get("alpha", 0.01)),
+            correction=raw.get("correction", "bonferroni"),
+            min_count=min_count,
+            learned=bool(raw.get("learned", False)),
+            k_sd=float(raw.get("k_sd", 3.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
+                where: str) -> ModelRules:
+    merged = {**DEFAULTS, **{k: v for k, v in defaults.items() if k in ALERTING_KEYS}}
+    merged.update({k: v for k, v in spec.items() if k in ALERTING_KEYS})
+    for key in ("severity", "quality_severity"):
+        if merged[key] not in SEVERITIES:
+            raise ConfigError(f"{where}.{key}: {merged[key]!r} is not one of {SEVERITIES}")
+    min_count = merged["min_count"]
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ConfigError(f"{where}.min_count: must be an integer >= 1, got {min_count!r}")
+    for_n = merged["for"]
+    if isinstance(for_n, bool) or not isinstance(for_n, int) or for_n < 1:
+        raise ConfigError(f"{where}.for: must be an integer >= 1, got {for_n!r}")
+    repeat = merged["repeat"]
+    policy = Policy(
+        for_evaluations=for_n,
+        cooldown_s=parse_duration_ms(merged["cooldown"], f"{where}.cooldown") / 1000,
+        repeat_s=None if repeat is None else parse_duration_ms(repeat, f"{where}.repeat") / 1000,
+    )
+    rules_raw = dict(_table(defaults.get("rules", {}), f"{where}.rules"))
+    rules_raw.update(_table(merged["rules"], f"{where}.rules"))
+    return ModelRules(
+        model=name,
+        measure_ms=parse_duration_ms(merged["measure"], f"{where}.measure"),
+        rules=_rules(rules_raw, min_count, f"{where}.rules"),
+        policy=policy,
+        drift_severity=merged["severity"],
+        quality_severity=merged["quality_severity"],
+    )
+
+
+def load_alerting(path: str | Path | None) -> tuple[dict[str, ModelRules], ModelRules]:
+    """Rules per model in the models file, and the rules for models not listed in it."""
+    if path is None:
+        return {}, model_rules("*", {}, {}, "defaults")
+    data = load_raw(path)
+    defaults = _table(data.get("defaults", {}), f"{path}: defaults")
+    fallback = model_rules("*", {}, defaults, f"{path}: defaults")
+    models = {
+        name: model_rules(name, _table(spec, f"{path}: models.{name}"), defaults,
+                          f"{path}: models.{name}")
+        for name, spec in _table(data.get("models", {}), f"{path}: models").items()
+    }
+    return models, fallback
+
+
+def for_model(name: str, models: Mapping[str, ModelRules], fallback: ModelRules) -> ModelRules:
+    return models.get(name) or replace(fallback, model=name)
+
+
+def check_columns(rules: ModelRules, reference: Reference) -> None:
+    """Column overrides must name columns the reference has."""
+    unknown = sorted(set(rules.rules.column_thresholds) - set(reference.profile.columns))
+    if unknown:
+        raise ConfigError(
+            f"model {rules.model}: rules name unknown column(s) {unknown}; the reference has "
+            f"{sorted(reference.profile.columns)}"
+        )

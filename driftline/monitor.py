@@ -1,0 +1,191 @@
+"""The monitoring side of a worker process: evaluator loop, metrics and HTTP API.
+
+Every worker runs one :class:`Monitor` beside its stream runner. All of them serve
+``/metrics``, ``/healthz``, ``/readyz`` and ``/models``; only the one holding the
+evaluator lease evaluates, publishes alerts and reports the global figures (drift,
+alerts firing, ``driftline_events_total`` summed over all partitions from Redis), so a
+Prometheus summing over workers never double counts. Each worker reports its own lag
+and flush duration.
+
+Which models are evaluated: those listed in the models file, plus every model with a
+reference in Redis (with the file's default rules).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import CollectorRegistry
+
+from alerts.evaluator import Evaluator, ModelRules, Publisher, load_results
+from alerts.http import ApiServer
+from alerts.lease import Lease
+from alerts.metrics import DriftlineCollector, Health
+from alerts.publish import KafkaAlertPublisher, WebhookPublisher
+from alerts.results import ModelResult
+from driftline.alerting import check_columns, for_model
+from sketches.errors import ConfigError
+from sketches.store import ReferenceStore
+from streams.health import WorkerHealth
+from streams.reader import WindowReader
+from streams.state import RedisStateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    redis_url: str
+    kafka_bootstrap: str
+    key_prefix: str = "driftline"
+    topic: str = "predictions"
+    alerts_topic: str = "alerts"
+    http_host: str = "127.0.0.1"
+    http_port: int = 9464  # < 0: no HTTP endpoint
+    interval_s: float = 5.0
+    lease_ttl_s: float = 10.0
+    webhook_url: str | None = None
+    evaluate: bool = True
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: MonitorSettings,
+        models: dict[str, ModelRules],
+        fallback: ModelRules,
+        health: Callable[[], WorkerHealth | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._models = models
+        self._fallback = fallback
+        self._health = health
+        self._clock = clock
+        self._client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                            socket_connect_timeout=5)
+        self._refs = ReferenceStore(self._client, settings.key_prefix)
+        store = RedisStateStore(self._client, prefix=settings.key_prefix, topic=settings.topic,
+                                horizon_ms=max([m.measure_ms for m in models.values()]
+                                               + [fallback.measure_ms]))
+        self._reader = WindowReader(store)
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._lease = Lease(self._client, f"{settings.key_prefix}:evaluator:{settings.topic}",
+                            holder, int(settings.lease_ttl_s * 1000))
+        self._publishers: list[Publisher] = []
+        self._alerts: KafkaAlertPublisher | None = None
+        if settings.evaluate:
+            self._alerts = KafkaAlertPublisher.connect(settings.kafka_bootstrap,
+                                                       settings.alerts_topic)
+            self._publishers.append(self._alerts)
+            if settings.webhook_url:
+                self._publishers.append(WebhookPublisher(settings.webhook_url))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server: ApiServer | None = None
+        self.evaluations = 0
+
+    # -- what is evaluated ------------------------------------------------------------
+    def model_rules(self) -> list[ModelRules]:
+        names = set(self._models) | {i.model for i in self._refs.list()}
+        return [for_model(n, self._models, self._fallback) for n in sorted(names)]
+
+    def check_config(self) -> None:
+        """Refuse to start half-configured: column overrides must exist in references."""
+        for rules in self._models.values():
+            ref = self._refs.get(rules.model)
+            if ref is not None:
+                check_columns(rules, ref)
+
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self._client, prefix=self.settings.key_prefix,
+                         models=self.model_rules(), windows=self._reader,
+                         references=self._refs, publishers=self._publishers, lease=self._lease)
+
+    # -- scrape-time views --------------------------------------------------------------
+    def results(self) -> list[ModelResult]:
+        return load_results(self._client, self.settings.key_prefix,
+                            [m.model for m in self.model_rules()])
+
+    def _leader(self) -> bool:
+        return self._client.get(self._lease.key) == self._lease.holder.encode()
+
+    def health(self) -> Health:
+        wh = self._health()
+        lag = {p: h.lag for p, h in wh.partitions.items() if h.lag is not None} if wh else {}
+        leader = self._leader()
+        events: dict[tuple[str, str], int] = {}
+        if leader:
+            c = self._reader.counters()
+            for model, n in c.ok.items():
+                events[(model, "ok")] = n
+            for model, n in c.late.items():
+                events[(model, "late")] = n
+            if c.invalid:
+                events[("_undecoded", "invalid")] = sum(c.invalid.values())
+        return Health(events=events, lag=lag, flush_seconds=wh.last_flush_s if wh else None,
+                      flushes=wh.checkpoints if wh else 0, is_leader=leader)
+
+    def ready(self) -> bool:
+        wh = self._health()
+        try:
+            self._client.ping()
+        except redis.exceptions.RedisError:
+            return False
+        return wh is None or bool(wh.partitions) or wh.records > 0 or self.evaluations > 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.settings.evaluate:
+            self.check_config()
+        if self.settings.http_port >= 0:
+            registry = CollectorRegistry()
+            registry.register(DriftlineCollector(self.results, self.health))
+            try:
+                self._server = ApiServer(registry, self.results, self.ready,
+                                         self.settings.http_host, self.settings.http_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve HTTP on {self.settings.http_host}:{self.settings.http_port}: "
+                    f"{exc} (choose another --http-port, or -1 for none)"
+                ) from exc
+            self._server.start()
+        if self.settings.evaluate:
+            self._thread = threading.Thread(target=self._loop, name="driftline-evaluator",
+                                            daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("evaluation failed; retrying in %.1fs", self.settings.interval_s)
+            self._stop.wait(max(0.0, self.settings.interval_s - (time.monotonic() - started)))
+
+    def run_once(self) -> Sequence[object]:
+        alerts = self.evaluator().run_once(self._clock())
+        self.evaluations += 1
+        return alerts
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self._server is not None:
+            self._server.close()
+        if self.settings.evaluate:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self._lease.release()
+        if self._alerts is not None:
+            self._alerts.close()
+        self._client.close()

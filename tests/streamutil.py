@@ -1,0 +1,216 @@
+"""Helpers for the stream integration tests: a seeded event generator that knows the exact
+expected per-window counts, a producer, worker subprocesses and Redis totals."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from sketches.profile import DatasetProfile
+from streams.state import RedisStateStore
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = 1_795_420_800_000  # 2026-11-23T08:00Z, a multiple of 5 minutes
+WINDOW_MS = 5 * 60_000
+COLUMNS = ("x", "y", "c", "flag", "prediction", "prediction.yes", "prediction.no", "latency_ms")
+
+
+@dataclass
+class Expected:
+    """Exact expected totals per (model, version, window start): rows and per column
+    (count of present values, missing values)."""
+
+    rows: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
+    present: dict[tuple[str, str, int, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+
+    def add(self, key: tuple[str, str, int], columns: Mapping[str, object]) -> None:
+        self.rows[key] += 1
+        for name, value in columns.items():
+            if value is not None:
+                self.present[(*key, name)] += 1
+
+
+def make_events(n: int, seed: int = 7, span_ms: int = 40 * 60_000) -> tuple[list[bytes], Expected]:
+    """``n`` valid events for models m1 (versions 1, 2; scalar prediction) and m2 (class
+    probabilities), event times spread over ``span_ms`` in order with ±90 s jitter, ts as
+    RFC 3339, epoch seconds, or absent (Kafka timestamp = T0 + i ms · span / n)."""
+    rnd = random.Random(seed)
+    out: list[bytes] = []
+    exp = Expected()
+    for i in range(n):
+        ts = T0 + (i * span_ms) // n + rnd.randint(0, 90_000)
+        model = "m1" if rnd.random() < 0.7 else "m2"
+        version = rnd.choice(["1", "2"]) if model == "m1" else "default"
+        feats: dict[str, object] = {
+            "x": None if rnd.random() < 0.05 else round(rnd.gauss(10, 3), 3),
+            "y": rnd.randint(0, 100),
+            "c": None if rnd.random() < 0.1 else rnd.choice(["DE", "FR", "US", "IT"]),
+            "flag": rnd.random() < 0.3,
+        }
+        body: dict[str, object] = {"model": model, "features": feats}
+        if model == "m1":
+            body["version"] = version
+            body["prediction"] = round(rnd.random(), 4)
+            cols = dict(feats, prediction=body["prediction"])
+        else:
+            yes = round(rnd.random(), 4)
+            body["prediction"] = {"yes": yes, "no": round(1 - yes, 4)}
+            cols = dict(feats, **{"prediction.yes": yes, "prediction.no": round(1 - yes, 4)})
+        if rnd.random() < 0.5:
+            body["latency_ms"] = round(rnd.uniform(1, 30), 2)
+        cols["latency_ms"] = body.get("latency_ms")
+        kind = i % 3
+        if kind == 0:
+            body["ts"] = datetime.fromtimestamp(ts / 1000, UTC).isoformat().replace("+00:00", "Z")
+        elif kind == 1:
+            body["ts"] = ts / 1000
+        else:
+            ts = kafka_ts(i)  # absent: the Kafka timestamp decides
+        exp.add((model, version, ts - ts % WINDOW_MS), cols)
+        out.append(json.dumps(body).encode())
+    return out, exp
+
+
+def kafka_ts(i: int) -> int:
+    return T0 + 1000 + i
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int, start: int = 0) -> None:
+    """Value i goes to partition i % partitions with Kafka timestamp ``kafka_ts(start + i)``."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "linger.ms": 50, "batch.num.messages": 10000,
+                         "queue.buffering.max.messages": 500_000})
+    errors: list[str] = []
+
+    def report(err: object, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for i, value in enumerate(values, start):
+        while True:
+            try:
+                producer.produce(topic, value=value, partition=i % partitions,
+                                 timestamp=kafka_ts(i), on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        if i % 5000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+    assert errors == []
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets-probe"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def store_for(redis_url: str, prefix: str, topic: str) -> RedisStateStore:
+    return RedisStateStore(redis.Redis.from_url(redis_url), prefix=prefix, topic=topic,
+                           horizon_ms=3_600_000)
+
+
+def applied(store: RedisStateStore, partitions: int) -> dict[int, int]:
+    return {p: store.read(p, min_start_ms=1 << 62).applied_offset for p in range(partitions)}
+
+
+def wait_applied(store: RedisStateStore, ends: Mapping[int, int], timeout: float,
+                 check: Callable[[], None] | None = None) -> None:
+    """Until every partition's applied offset in Redis is its end offset - 1."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = applied(store, len(ends))
+        except redis.exceptions.ConnectionError:
+            got = {}
+        if got and all(got[p] == ends[p] - 1 for p in ends):
+            return
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"applied offsets {got} never reached {ends}")
+        time.sleep(0.3)
+
+
+def totals(store: RedisStateStore) -> tuple[dict[tuple[str, str, int], int],
+                                            dict[tuple[str, str, int, str], int],
+                                            dict[tuple[str, str, int, str], int]]:
+    """Stored rows, present and missing per column, summed over partitions."""
+    rows: dict[tuple[str, str, int], int] = defaultdict(int)
+    present: dict[tuple[str, str, int, str], int] = defaultdict(int)
+    missing: dict[tuple[str, str, int, str], int] = defaultdict(int)
+    for windows in store.windows().values():
+        for key, blob in windows.items():
+            prof = DatasetProfile.from_bytes(blob)
+            k = (key.model, key.version, key.start_ms)
+            rows[k] += prof.rows
+            for name, col in prof.columns.items():
+                assert col.mismatched == 0 and col.invalid == 0, (k, name)
+                present[(*k, name)] += col.count
+                missing[(*k, name)] += col.missing
+    return dict(rows), dict(present), dict(missing)
+
+
+def assert_exact(store: RedisStateStore, exp: Expected) -> None:
+    rows, present, missing = totals(store)
+    assert rows == dict(exp.rows)
+    want_present = {k: v for k, v in exp.present.items() if v}
+    assert {k: v for k, v in present.items() if v} == want_present
+    for (model, version, start, name), n in present.items():
+        assert n + missing[(model, version, start, name)] == rows[(model, version, start)]
+
+
+def worker_cmd(bootstrap: str, redis_url: str, topic: str, prefix: str, group: str,
+               *extra: str) -> list[str]:
+    return [sys.executable, "-m", "driftline.cli", "-v", "worker", "--kafka-bootstrap", bootstrap,
+            "--redis-url", redis_url, "--topic", topic, "--dlq-topic", f"{topic}.dlq",
+            "--group", group, "--key-prefix", prefix, "--session-timeout-ms", "6000",
+            "--checkpoint-interval", "500ms", "--checkpoint-records", "20000",
+            "--http-port", "0", *extra]
+
+
+class Worker:
+    """A ``driftline worker`` subprocess with its log in ``log_dir``."""
+
+    def __init__(self, cmd: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()/kill()
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=REPO)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.log.close()
+        return code
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
