@@ -8,8 +8,6 @@ Semantics match KLL's inclusive ones: ``cdf(x)`` = share of items ``<= x``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import numpy.typing as npt
 
@@ -21,13 +19,10 @@ class Distribution:
 
     __slots__ = ("cum", "epsilon", "items", "n")
 
-    def __init__(self, pairs: Iterable[tuple[float, int]], n: int, epsilon: float) -> None:
-        arr = np.asarray(list(pairs), dtype=np.float64).reshape(-1, 2)
-        order = np.argsort(arr[:, 0], kind="stable")
-        self.items: FloatArray = arr[order, 0]
-        weights = arr[order, 1]
-        total = float(weights.sum())
-        self.cum: FloatArray = np.cumsum(weights) / total if total else weights
+    def __init__(self, items: FloatArray, cum: FloatArray, n: int, epsilon: float) -> None:
+        """``items`` sorted and unique; ``cum[i]`` = share of the distribution <= items[i]."""
+        self.items = items
+        self.cum = cum
         self.n = n
         self.epsilon = epsilon
 

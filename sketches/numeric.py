@@ -73,8 +73,9 @@ class NumericProfile(ColumnProfile):
             arr = np.array(arr, dtype=np.float64)  # the bindings take writable C arrays only
         self._kll.update(arr)
         n = int(arr.size)
-        mean = float(arr.mean())
-        m2 = float(np.square(arr - mean).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e308: moments inf
+            mean = float(arr.mean())
+            m2 = float(np.square(arr - mean).sum())
         self._add_moments(n, mean, m2, float(arr.min()), float(arr.max()))
 
     def _add_moments(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
@@ -152,7 +153,13 @@ class NumericProfile(ColumnProfile):
 
     def distribution(self) -> Distribution:
         """The sketch's weighted items as a numpy :class:`Distribution`."""
-        return Distribution(iter(self._kll), self._count, self.rank_error)
+        if self._count == 0:
+            return Distribution(np.empty(0), np.empty(0), 0, 0.0)
+        # The bindings' iterator reports weight 1 for every item (datasketches 5.2), so
+        # the weights come from get_cdf at the retained items (passed as a list: fast).
+        items = np.unique(np.fromiter((item for item, _w in self._kll), dtype=np.float64))
+        cum = np.asarray(self._kll.get_cdf(items.tolist(), True)[:-1], dtype=np.float64)
+        return Distribution(items, cum, self._count, self.rank_error)
 
     # --------------------------------------------------------------- bytes
     def to_bytes(self) -> bytes:
