@@ -24,8 +24,12 @@ def batch(rng: np.random.Generator, n: int, drift: bool) -> dict[str, np.ndarray
         "mean_shift": rng.normal(0.25 if d else 0.0, 1.0, n),
         "variance": rng.normal(0.0, np.sqrt(1.5) if d else 1.0, n),
         "null_spike": np.where(rng.random(n) < (0.05 if d else 0.0), np.nan, rng.normal(size=n)),
-        "category_freq": rng.choice(CATS, n, p=[0.25, 0.3, 0.25, 0.2] if d else [0.4, 0.3, 0.2, 0.1]),
-        "unseen_category": np.where(rng.random(n) < (0.05 if d else 0.0), "NEW", rng.choice(CATS, n)),
+        "category_freq": rng.choice(
+            CATS, n, p=[0.25, 0.3, 0.25, 0.2] if d else [0.4, 0.3, 0.2, 0.1]
+        ),
+        "unseen_category": np.where(
+            rng.random(n) < (0.05 if d else 0.0), "NEW", rng.choice(CATS, n)
+        ),
         "levels_1000": rng.choice(LEVELS, n, p=ZIPF),
         "int_counts": rng.poisson(3, n),
         "heavy_tail": rng.standard_t(2, n),

@@ -56,7 +56,9 @@ def _summary(p: DatasetProfile) -> dict[str, tuple[object, ...]]:
 
 @SETTINGS
 @given(st.lists(rows, min_size=1, max_size=5), st.randoms(use_true_random=False))
-def test_merge_is_order_independent(parts: list[list[dict[str, object]]], rnd: random.Random) -> None:
+def test_merge_is_order_independent(
+    parts: list[list[dict[str, object]]], rnd: random.Random
+) -> None:
     # Type inference must agree across parts for order independence; fix it up front.
     profiles = [_profile(b) for b in parts]
     order = list(range(len(profiles)))
@@ -85,7 +87,9 @@ def test_bytes_round_trip_is_exact(batch: list[dict[str, object]]) -> None:
 
 @SETTINGS
 @given(rows, rows)
-def test_merge_equals_profile_of_union(a: list[dict[str, object]], b: list[dict[str, object]]) -> None:
+def test_merge_equals_profile_of_union(
+    a: list[dict[str, object]], b: list[dict[str, object]]
+) -> None:
     merged = _profile(a)
     merged.merge(_profile(b))
     union = _profile(a + b)
@@ -96,7 +100,9 @@ def test_merge_equals_profile_of_union(a: list[dict[str, object]], b: list[dict[
 
 @SETTINGS
 @given(rows, rows)
-def test_untyped_merge_keeps_row_totals(a: list[dict[str, object]], b: list[dict[str, object]]) -> None:
+def test_untyped_merge_keeps_row_totals(
+    a: list[dict[str, object]], b: list[dict[str, object]]
+) -> None:
     merged = _profile(a, typed=False)
     merged.merge(_profile(b, typed=False))
     union = _profile(a + b, typed=False)
@@ -111,7 +117,9 @@ def test_untyped_merge_keeps_row_totals(a: list[dict[str, object]], b: list[dict
 def test_numeric_sketch_merge_order_within_bound(seed: int, parts: int) -> None:
     """Merging sketched parts in any order gives the same distribution within the KS bound."""
     rng = np.random.default_rng(seed)
-    chunks = [rng.normal(rng.normal(), 1.0, size=int(rng.integers(2_000, 40_000))) for _ in range(parts)]
+    chunks = [
+        rng.normal(rng.normal(), 1.0, size=int(rng.integers(2_000, 40_000))) for _ in range(parts)
+    ]
     profiles = []
     for c in chunks:
         p = DatasetProfile()

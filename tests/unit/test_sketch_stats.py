@@ -109,7 +109,9 @@ def test_reference_contiguous_chunks_and_round_trip() -> None:
 def test_reference_round_robin_without_row_count() -> None:
     ref = build_reference(_batches(5, 100), model="m", version="1", created="t", chunks=3)
     assert sorted(c.rows for c in ref.chunks) == [100, 200, 200]
-    assert build_reference(_batches(2, 10), model="m", version="1", created="t", chunks=0).chunks == []
+    assert (
+        build_reference(_batches(2, 10), model="m", version="1", created="t", chunks=0).chunks == []
+    )
 
 
 def test_empty_reference_is_an_input_error() -> None:
