@@ -221,19 +221,26 @@ class Processor:
             del st.ends[k]
 
 
-def columnarise(events: Sequence[Event]) -> dict[str, list[object]]:
+def columnarise(events: Sequence[Event]) -> dict[str, Sequence[object]]:
     """Columns of a group of events: every feature, ``prediction`` (scalar) or
     ``prediction.<class>`` (class → probability objects), and ``latency_ms`` when any
     event has it. A column some events lack gets None there (counted as missing);
     columns absent from a whole group are counted missing by ``DatasetProfile``.
     A feature named ``prediction``, ``prediction.*`` or ``latency_ms`` is shadowed."""
     feats = [e.features for e in events]
-    first = feats[0].keys()
-    names: dict[str, None] = dict.fromkeys(first)
-    for f in feats:
-        if f.keys() != first:
+    order = tuple(feats[0])
+    cols: dict[str, Sequence[object]]
+    if all(tuple(f) == order for f in feats):
+        # the common case: every event lists the same features in the same order;
+        # transpose in C instead of one dict lookup per value
+        cols = dict(zip(order, zip(*(f.values() for f in feats), strict=True), strict=True))
+        if not order:
+            cols = {}
+    else:
+        names: dict[str, None] = {}
+        for f in feats:
             names.update(dict.fromkeys(f))
-    cols: dict[str, list[object]] = {name: [f.get(name) for f in feats] for name in names}
+        cols = {name: [f.get(name) for f in feats] for name in names}
     preds = [e.prediction for e in events]
     classes: dict[str, None] = {}
     for p in preds:

@@ -52,10 +52,15 @@ class ModelCatalog:
     default_window_ms: int = DEFAULT_WINDOW_MS
     default_retention_ms: int = DEFAULT_RETENTION_MS
 
+    _defaults: dict[str, ModelSpec] = field(default_factory=dict, compare=False, repr=False)
+
     def get(self, name: str) -> ModelSpec | None:
         spec = self.models.get(name)
         if spec is None and self.accept_unknown:
-            spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms)
+            spec = self._defaults.get(name)
+            if spec is None:
+                spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms)
+                self._defaults[name] = spec
         return spec
 
     @property

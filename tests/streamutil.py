@@ -193,7 +193,8 @@ class Worker:
 
     def __init__(self, cmd: list[str], log_path: Path) -> None:
         self.log_path = log_path
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()/kill()
+        self._start = log_path.stat().st_size if log_path.exists() else 0
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()/kill9()
         env = dict(os.environ)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, cwd=REPO)
@@ -211,6 +212,15 @@ class Worker:
         code = self.proc.wait(timeout)
         self.log.close()
         return code
+
+    def wait_log(self, text: str, timeout: float = 60, count: int = 1) -> None:
+        """Until ``text`` appears ``count`` times in this worker's log (since its start)."""
+        start = self._start
+        deadline = time.monotonic() + timeout
+        while self.log_path.read_bytes()[start:].count(text.encode()) < count:
+            assert self.alive(), self.tail()
+            assert time.monotonic() < deadline, f"{text!r} not logged: {self.tail()}"
+            time.sleep(0.1)
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]

@@ -1,0 +1,95 @@
+"""The confluent runner end to end (real Kafka, Redis, `driftline worker` processes):
+exact per-window counts, through kill -9 restarts and rebalances."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.streamutil import (
+    Worker,
+    applied,
+    assert_exact,
+    end_offsets,
+    make_events,
+    produce,
+    store_for,
+    wait_applied,
+    worker_cmd,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+def test_200k_events_four_partitions_exact(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(4)
+    values, exp = make_events(200_000, seed=1)
+    produce(kafka_bootstrap, topic, values, 4)
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    assert sum(ends.values()) == 200_000
+    store = store_for(redis_url, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}"),
+               tmp_path / "worker.log")
+    try:
+        w.wait_log("assigned topic=")
+        wait_applied(store, ends, 180, check=lambda: _alive(w))
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert_exact(store, exp)
+    from streams.reader import WindowReader
+
+    counters = WindowReader(store).counters()
+    assert sum(counters.ok.values()) == 200_000
+    assert counters.late == {} and counters.invalid == {}
+
+
+def _alive(w: Worker) -> None:
+    assert w.alive(), w.tail()
+
+
+@pytest.mark.timeout(300)
+def test_kill9_restarts_exact(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(4)
+    values, exp = make_events(500_000, seed=2)
+    produce(kafka_bootstrap, topic, values, 4)
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    store = store_for(redis_url, key_prefix, topic)
+    group = f"g-{uuid.uuid4().hex}"
+    cmd = worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group,
+                     "--instance-id", "kill-test", "--checkpoint-records", "7000")
+    rnd = random.Random(5)
+    progress: list[int] = []
+    for _ in range(6):  # kill -9 at random points, each after some fresh progress
+        w = Worker(cmd, tmp_path / "worker.log")
+        target = (progress[-1] if progress else 0) + rnd.randint(15_000, 60_000)
+        deadline = time.monotonic() + 60
+        while sum(applied(store, 4).values()) < target and time.monotonic() < deadline:
+            assert w.alive(), w.tail()
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0, 0.4))
+        w.kill9()
+        progress.append(sum(applied(store, 4).values()))
+    w = Worker(cmd, tmp_path / "worker.log")
+    try:
+        w.wait_log("assigned topic=")
+        wait_applied(store, ends, 200, check=lambda: _alive(w))
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert progress[-1] < 500_000, "the kills all happened after the end: not a crash test"
+    assert_exact(store, exp)
