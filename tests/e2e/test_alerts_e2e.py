@@ -1,0 +1,116 @@
+"""End to end on the real stack: simulator → Kafka → worker → Redis → evaluator → alerts topic.
+
+Drift is injected into one column for a while and then removed. kcat (a non-Python
+client) reads the alerts topic: exactly one ``firing`` and one ``resolved`` message per
+alert of the drifted column, the firing one within one window + 5 s of the drift start,
+and no alert for an undrifted feature.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.streamutil import Worker
+
+pytestmark = pytest.mark.integration
+MODEL = "credit-risk"
+WINDOW_S = 5
+DRIFT_START_S, DRIFT_END_S, RUN_S = 12, 27, 50
+CLI = [sys.executable, "-m", "driftline.cli"]
+
+
+def cli(*args: str) -> str:
+    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def kcat_alerts(bootstrap: str, topic: str) -> list[dict[str, object]]:
+    out = subprocess.run(
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J", "-q"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    messages = []
+    for line in out.splitlines():
+        envelope = json.loads(line)
+        alert = json.loads(envelope["payload"])
+        assert envelope["key"] == alert["id"]
+        alert["_kafka_ts_ms"] = envelope["ts"]
+        messages.append(alert)
+    return messages
+
+
+@pytest.mark.timeout(300)
+def test_drift_fires_then_resolves_read_by_kcat(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    events = make_topic(2, prefix="pred")
+    alerts = make_topic(1, prefix="alerts")
+    make_topic(1, prefix=f"{events}.dlq")
+    common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
+
+    cli("simulate", "--training-out", str(tmp_path / "train.parquet"), "--rows", "30000",
+        "--models", MODEL, "--seed", "1", "--no-progress")
+    cli("profile", str(tmp_path / "train.parquet"), "--out", str(tmp_path / "ref.bin"),
+        "--model", MODEL)
+    cli("reference", "put", str(tmp_path / "ref.bin"), "--model", MODEL, *common)
+
+    models = tmp_path / "models.toml"
+    models.write_text(
+        f'[defaults]\nwindow = "{WINDOW_S}s"\nretention = "30s"\nmeasure = "{WINDOW_S}s"\n'
+        f'[models.{MODEL}]\nmin_count = 200\n'
+    )
+    worker = Worker(
+        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common,
+         "--topic", events, "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}",
+         "--alerts-topic", alerts, "--models-config", str(models),
+         "--evaluate-interval", "1s", "--checkpoint-interval", "500ms", "--http-port", "0"],
+        tmp_path / "worker.log",
+    )
+    try:
+        started = time.time()
+        sim = subprocess.run(
+            [*CLI, "simulate", "--bootstrap", kafka_bootstrap, "--topic", events,
+             "--models", MODEL, "--rate", "2000", "--duration", f"{RUN_S}s", "--seed", "2",
+             "--drift", f"income:shift=1.5sd@{DRIFT_START_S}s..{DRIFT_END_S}s", "--no-progress"],
+            capture_output=True, text=True, timeout=RUN_S + 60,
+        )
+        assert sim.returncode == 0, sim.stderr
+        assert worker.alive(), worker.tail()
+        deadline = time.time() + 30
+        got: list[dict[str, object]] = []
+        while time.time() < deadline:
+            got = kcat_alerts(kafka_bootstrap, alerts)
+            states = Counter((a["id"], a["state"]) for a in got)
+            fired = {i for (i, s) in states if s == "firing"}
+            if fired and all(states[(i, "resolved")] == 1 for i in fired):
+                break
+            time.sleep(2)
+        assert worker.alive(), worker.tail()
+        status = cli("status", *common, "--model", MODEL)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.tail()
+
+    assert got, worker.tail()
+    income = [a for a in got if a["column"] == "income"]
+    assert income, got
+    undrifted = {"age", "tenure", "balance", "num_accounts", "country", "device"}
+    assert not [a for a in got if a["column"] in undrifted], got
+    per_state = Counter((a["id"], a["state"]) for a in got)
+    for alert_id in {a["id"] for a in got}:
+        assert per_state[(alert_id, "firing")] == 1, got
+        assert per_state[(alert_id, "resolved")] == 1, got
+    first_fire_ms = min(a["_kafka_ts_ms"] for a in income if a["state"] == "firing")
+    drift_began = started + DRIFT_START_S
+    assert first_fire_ms / 1000 - drift_began <= WINDOW_S + 5, (first_fire_ms, drift_began)
+    assert all(a["kind"] == "drift" and a["model"] == MODEL for a in income)
+    assert MODEL in status
