@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -56,8 +56,13 @@ def _as_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values
 
 
-def length(values: ColumnValues) -> int:
-    return len(values)
+_NUMBER_KINDS = frozenset({float, int, type(None)})
+_STRING_KINDS = frozenset({str, type(None)})
+_BOOL_KINDS = frozenset({bool, type(None)})
+
+
+def _kinds(values: Iterable[object]) -> set[type]:
+    return set(map(type, values))
 
 
 # ---------------------------------------------------------------- type inference
@@ -122,6 +127,11 @@ def numeric_batch(values: ColumnValues) -> NumericBatch:
         return _from_float_array(values.astype(np.float64, copy=False).ravel(), 0, 0)
     if isinstance(values, np.ndarray) and values.dtype.kind in "bUS":
         return NumericBatch(np.empty(0), 0, len(values))
+    if _kinds(values) <= _NUMBER_KINDS:  # fast path: numbers and None only
+        try:
+            return _from_float_array(np.array(values, dtype=np.float64), 0, 0)
+        except OverflowError:
+            pass
     nums: list[float] = []
     missing = mismatched = 0
     append = nums.append
@@ -173,6 +183,10 @@ def counts_batch(values: ColumnValues) -> CountsBatch:
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         nan = int(np.isnan(values).sum()) if values.dtype.kind == "f" else 0
         return CountsBatch({}, nan, len(values) - nan)
+    if _kinds(values) <= _STRING_KINDS:  # fast path: strings and None only
+        counts = Counter(values)
+        missing = counts.pop(None, 0)
+        return CountsBatch(dict(counts), missing, 0)  # type: ignore[arg-type,unused-ignore]
     strings: list[str] = []
     missing = mismatched = 0
     append = strings.append
@@ -208,6 +222,10 @@ def bool_batch(values: ColumnValues) -> BoolBatch:
     if isinstance(values, np.ndarray) and values.dtype.kind != "O":
         nan = int(np.isnan(values).sum()) if values.dtype.kind == "f" else 0
         return BoolBatch(0, 0, nan, len(values) - nan)
+    if _kinds(values) <= _BOOL_KINDS:  # fast path: bools and None only
+        seq = values if isinstance(values, list) else list(values)
+        n_true, missing = seq.count(True), seq.count(None)
+        return BoolBatch(n_true, len(seq) - n_true - missing, missing, 0)
     n_true = n_false = missing = mismatched = 0
     for v in values:
         if v is True or v is np.True_:

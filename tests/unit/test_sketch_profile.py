@@ -183,3 +183,37 @@ def test_categorical_switches_to_sketch_mode_past_the_cap() -> None:
     exact.update(["hot", "cold"])
     exact.merge(back)
     assert not exact.exact and exact.count == 10002
+
+
+def test_sketch_mode_merge_order_within_bound() -> None:
+    rng = np.random.default_rng(11)
+    weights = 1 / np.arange(1, 5001)
+    parts = []
+    for seed in range(4):
+        cat = CategoricalProfile(cap=200)
+        values = rng.choice(5000, size=20_000, p=weights / weights.sum())
+        cat.update([f"k{v}" for v in values])
+        parts.append(cat)
+    forward, backward = CategoricalProfile(cap=200), CategoricalProfile(cap=200)
+    for p in parts:
+        forward.merge(p)
+    for p in reversed(parts):
+        backward.merge(p)
+    assert forward.count == backward.count == 80_000
+    bound = forward.max_error + backward.max_error
+    for key in ("k0", "k1", "k10", "k100"):
+        assert abs(forward.estimate(key) - backward.estimate(key)) <= bound
+
+
+def test_list_fast_paths_match_slow_paths() -> None:
+    nums: list[object] = [1.5, None, 3, float("nan"), 2**70]
+    slow: list[object] = [*nums, "x"]
+    a, b = NumericProfile(), NumericProfile()
+    a.update(nums)
+    b.update(slow)
+    assert (a.count, a.missing, a.mismatched) == (3, 2, 0)
+    assert (b.count, b.missing, b.mismatched) == (3, 2, 1)
+    assert a.mean == b.mean
+    flags = BooleanProfile()
+    flags.update((True, None, False, True))
+    assert (flags.true_count, flags.false_count, flags.missing) == (2, 1, 1)
