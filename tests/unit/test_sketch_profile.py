@@ -189,7 +189,7 @@ def test_sketch_mode_merge_order_within_bound() -> None:
     rng = np.random.default_rng(11)
     weights = 1 / np.arange(1, 5001)
     parts = []
-    for seed in range(4):
+    for _ in range(4):
         cat = CategoricalProfile(cap=200)
         values = rng.choice(5000, size=20_000, p=weights / weights.sum())
         cat.update([f"k{v}" for v in values])
