@@ -85,8 +85,16 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
         try:
             models[name] = ModelSpec(
                 name,
-                parse_duration_ms(spec.get("window", window), f"{where}.window"),
-                parse_duration_ms(spec.get("retention", retention), f"{where}.retention"),
+                (
+                    parse_duration_ms(spec["window"], f"{where}.window")
+                    if "window" in spec
+                    else window
+                ),
+                (
+                    parse_duration_ms(spec["retention"], f"{where}.retention")
+                    if "retention" in spec
+                    else retention
+                ),
                 types,
             )
         except ValueError as exc:

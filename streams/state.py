@@ -25,7 +25,7 @@ from typing import Any, Final
 import redis
 import redis.exceptions
 
-from sketches.errors import DriftlineError
+from sketches.errors import ConfigError, DriftlineError
 from streams.core import NO_OFFSET, NO_WATERMARK, Checkpoint, PartitionSnapshot
 from streams.windows import Counters, WindowKey
 
@@ -155,7 +155,12 @@ class RedisStateStore:
                 f"Redis holds epoch {int(current)}"
             )
         if self.fsync:
-            self.client.execute_command("WAITAOF", 1, 0, 5000)  # type: ignore[no-untyped-call]
+            try:
+                self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "WAITAOF", 1, 0, 5000
+                )
+            except redis.exceptions.ResponseError as exc:
+                raise ConfigError(f"fsync needs Redis >= 7.2 with appendonly on: {exc}") from exc
 
     # -- reader side -----------------------------------------------------------------
     def read(self, partition: int, *, min_start_ms: int | None = None) -> PartitionSnapshot:
