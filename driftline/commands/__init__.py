@@ -58,3 +58,12 @@ def _status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 COMMANDS.append(_reference)
 COMMANDS.append(_status)
+
+
+def _demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from driftline.commands import demo
+
+    demo.register(sub)
+
+
+COMMANDS.append(_demo)
