@@ -50,12 +50,13 @@ def render(results: list[ModelResult]) -> Group:
         title = (f"{r.model} (version {r.version}) — {r.status} — n={r.rows} — "
                  f"window {window} — evaluated {_t(r.evaluated_at)}")
         table = Table(title=title, title_justify="left", expand=False)
-        for col in ("column", "type", "verdict", "n", "nulls", "metrics (value±bound, *=fired)"):
+        for col in ("column", "type", "verdict", "n", "nulls", "value±bound (*=rule fired)"):
             table.add_column(col)
         for c in sorted(r.columns.values(), key=lambda c: (c.verdict != "drift", c.column)):
             metrics = "  ".join(
                 f"{name} {m.value:.3g}±{m.error_bound:.2g}{'*' if m.breached else ''}"
-                for name, m in sorted(c.metrics.items()) if m.value is not None
+                for name, m in sorted(c.metrics.items())
+                if m.value is not None and m.threshold is not None and name != "type_mismatch"
             )
             nulls = "" if c.null_ratio is None else f"{c.null_ratio:.1%}"
             table.add_row(c.column, c.type, Text(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")),
