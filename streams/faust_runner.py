@@ -71,6 +71,7 @@ class FaustConfig:
     take_max: int = 10_000
     take_within_s: float = 0.5
     commit_interval_s: float = 2.8
+    session_timeout_s: float = 10.0  # faust's default 60 s would stall restarts after a crash
     log_level: str = "warning"
 
 
@@ -121,6 +122,8 @@ class FaustRunner:
             autodiscover=False,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=cfg.commit_interval_s,
+            broker_session_timeout=cfg.session_timeout_s,
+            broker_heartbeat_interval=max(0.5, cfg.session_timeout_s / 5),
             stream_buffer_maxsize=max(4096, cfg.take_max),
         )
         source = app.topic(cfg.topic, key_type=bytes, value_type=bytes,
@@ -250,9 +253,10 @@ class FaustRunner:
             log.info("revoked topic=%s partition=%d", self.config.topic, p)
 
 
-def run_worker(settings: WorkerSettings, catalog: ModelCatalog) -> int:
-    """``driftline worker --engine faust``: same settings and meaning as
-    :func:`streams.worker.run_confluent_worker`; runs until SIGTERM / SIGINT."""
+def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
+               on_health: Callable[[WorkerHealth], None] | None = None) -> int:
+    """``driftline worker --engine faust``: same settings, meaning and ``on_health`` hook
+    as :func:`streams.worker.run_confluent_worker`; runs until SIGTERM / SIGINT."""
     from confluent_kafka import Producer
 
     from streams.runner import producer_config
@@ -267,8 +271,11 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog) -> int:
         processor=Processor(catalog, max_event_bytes=settings.max_event_bytes),
         config=FaustConfig(topic=settings.topic, group=settings.group,
                            take_max=max(settings.batch_size, 1),
-                           take_within_s=min(settings.checkpoint_interval_s, 1.0)),
+                           take_within_s=min(settings.checkpoint_interval_s, 1.0),
+                           session_timeout_s=settings.session_timeout_ms / 1000),
     )
+    if on_health is not None:
+        on_health(runner.health)
     try:
         runner.run()
     finally:

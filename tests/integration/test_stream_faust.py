@@ -1,0 +1,96 @@
+"""The faust runner end to end (real Kafka, Redis, `driftline worker --engine faust`
+processes): the same exactness tests as the confluent runner (test_stream_exact.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.streamutil import (
+    Worker,
+    applied,
+    assert_exact,
+    end_offsets,
+    make_events,
+    produce,
+    store_for,
+    wait_applied,
+    worker_cmd,
+)
+
+pytestmark = pytest.mark.integration
+FAUST = ("--engine", "faust", "--http-port", "-1")
+
+
+def _alive(w: Worker) -> None:
+    assert w.alive(), w.tail()
+
+
+@pytest.mark.timeout(240)
+def test_faust_200k_events_four_partitions_exact(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(4)
+    values, exp = make_events(200_000, seed=1)
+    produce(kafka_bootstrap, topic, values, 4)
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    assert sum(ends.values()) == 200_000
+    store = store_for(redis_url, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix,
+                          f"g-{uuid.uuid4().hex}", *FAUST), tmp_path / "worker.log")
+    try:
+        wait_applied(store, ends, 180, check=lambda: _alive(w))
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert_exact(store, exp)
+    from streams.reader import WindowReader
+
+    counters = WindowReader(store).counters()
+    assert sum(counters.ok.values()) == 200_000
+    assert counters.late == {} and counters.invalid == {}
+
+
+@pytest.mark.timeout(300)
+def test_faust_kill9_restarts_exact(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    n = 200_000
+    topic = make_topic(4)
+    values, exp = make_events(n, seed=2)
+    produce(kafka_bootstrap, topic, values, 4)
+    ends = end_offsets(kafka_bootstrap, topic, 4)
+    store = store_for(redis_url, key_prefix, topic)
+    cmd = worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                     *FAUST, "--batch-size", "3000")
+    rnd = random.Random(5)
+    progress: list[int] = []
+    for _ in range(5):
+        w = Worker(cmd, tmp_path / "worker.log")
+        before = sum(applied(store, 4).values())
+        deadline = time.monotonic() + 60  # kill while it is consuming, not while joining
+        while sum(applied(store, 4).values()) <= before and time.monotonic() < deadline:
+            _alive(w)
+            time.sleep(0.1)
+        time.sleep(rnd.uniform(0.0, 1.5))
+        _alive(w)
+        w.kill9()
+        progress.append(sum(applied(store, 4).values()))
+    w = Worker(cmd, tmp_path / "worker.log")
+    try:
+        wait_applied(store, ends, 200, check=lambda: _alive(w))
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert progress[-1] < n - 4, f"the kills all happened after the end: {progress}"
+    assert progress == sorted(progress) and len(set(progress)) == 5, progress
+    assert_exact(store, exp)
