@@ -55,6 +55,16 @@ class MonitorSettings:
     webhook_url: str | None = None
     evaluate: bool = True
 
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise ConfigError("--evaluate-interval must be > 0")
+        if self.evaluate and self.lease_ttl_s <= self.interval_s:
+            raise ConfigError(
+                f"--evaluator-lease ({self.lease_ttl_s:g}s) must be longer than "
+                f"--evaluate-interval ({self.interval_s:g}s), or the leader loses its lease "
+                "between evaluations"
+            )
+
 
 class Monitor:
     def __init__(

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
                "the evaluator lease)", default=True, type=bool)
     add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s")
+    add_option(p, "--evaluator-lease", help="evaluator lease time: a dead leader is replaced "
+               "after at most this long", default="10s")
     add_option(p, "--http-host", help="address of /metrics, /healthz, /readyz, /models",
                default="127.0.0.1")
     add_option(p, "--http-port", help="port of the HTTP endpoint (-1: none)", default=9464,
@@ -89,6 +91,7 @@ def monitor_from_args(args: argparse.Namespace, health: _HealthBox) -> Monitor:
         http_host=args.http_host,
         http_port=args.http_port,
         interval_s=parse_duration_ms(args.evaluate_interval, "--evaluate-interval") / 1000,
+        lease_ttl_s=parse_duration_ms(args.evaluator_lease, "--evaluator-lease") / 1000,
         webhook_url=args.webhook_url or None,
         evaluate=bool(args.evaluate),
     )

@@ -9,6 +9,7 @@ and no alert for an undrifted feature.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -96,6 +97,10 @@ def test_drift_fires_then_resolves_read_by_kcat(
             time.sleep(2)
         assert worker.alive(), worker.tail()
         status = cli("status", *common, "--model", MODEL)
+        port = re.search(r"http endpoint on port (\d+)", worker.tail())
+        assert port, worker.tail()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
     finally:
         code = worker.stop()
     assert code == 0, worker.tail()
@@ -114,3 +119,7 @@ def test_drift_fires_then_resolves_read_by_kcat(
     assert first_fire_ms / 1000 - drift_began <= WINDOW_S + 5, (first_fire_ms, drift_began)
     assert all(a["kind"] == "drift" and a["model"] == MODEL for a in income)
     assert MODEL in status
+    ok = re.search(r'driftline_events_total\{model="credit-risk",outcome="ok"\} (\S+)', metrics)
+    assert ok and float(ok.group(1)) >= 2000 * RUN_S * 0.9, metrics
+    assert re.search(r'driftline_drift\{column="income",metric="psi",model="credit-risk"\}',
+                     metrics), metrics

@@ -1,0 +1,111 @@
+"""Kill -9 the worker holding the evaluator lease mid-drift: another worker takes over,
+the alert is neither fired twice nor lost (its resolution comes from the new leader)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer
+
+from tests.streamutil import Worker
+
+pytestmark = pytest.mark.integration
+MODEL = "credit-risk"
+CLI = [sys.executable, "-m", "driftline.cli"]
+
+
+def cli(*args: str) -> None:
+    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.timeout(300)
+def test_leader_killed_new_leader_takes_over_without_duplicates(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    events = make_topic(2, prefix="pred")
+    alerts = make_topic(1, prefix="alerts")
+    make_topic(1, prefix=f"{events}.dlq")
+    common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
+    cli("simulate", "--training-out", str(tmp_path / "train.parquet"), "--rows", "30000",
+        "--models", MODEL, "--seed", "1", "--no-progress")
+    cli("profile", str(tmp_path / "train.parquet"), "--out", str(tmp_path / "ref.bin"),
+        "--model", MODEL)
+    cli("reference", "put", str(tmp_path / "ref.bin"), "--model", MODEL, *common)
+    (tmp_path / "models.toml").write_text(
+        '[defaults]\nwindow = "5s"\nretention = "30s"\nmeasure = "5s"\n'
+        f"[models.{MODEL}]\nmin_count = 200\n"
+    )
+
+    def start(name: str) -> Worker:
+        return Worker(
+            [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common,
+             "--topic", events, "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}",
+             "--alerts-topic", alerts, "--models-config", str(tmp_path / "models.toml"),
+             "--evaluate-interval", "1s", "--evaluator-lease", "3s",
+             "--checkpoint-interval", "500ms", "--http-port", "0", "--session-timeout-ms", "6000"],
+            tmp_path / f"{name}.log",
+        )
+
+    workers = [start("a"), start("b")]
+    client = redis.Redis.from_url(redis_url)
+    lease_key = f"{key_prefix}:evaluator:{events}:lease"
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([alerts])
+    got: list[dict[str, object]] = []
+    sim = subprocess.Popen(
+        [*CLI, "simulate", "--bootstrap", kafka_bootstrap, "--topic", events, "--models", MODEL,
+         "--rate", "2000", "--duration", "45s", "--seed", "3", "--no-progress",
+         "--drift", "income:shift=1.5sd@10s..25s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    killed: Worker | None = None
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            for m in consumer.consume(100, timeout=0.5):
+                if not m.error():
+                    got.append(json.loads(m.value()))
+            if killed is None and any(a["state"] == "firing" for a in got):
+                time.sleep(1.0)
+                holder = client.get(lease_key)
+                assert holder is not None
+                pid = int(holder.decode().rsplit(":", 1)[1])
+                killed = next(w for w in workers if w.proc.pid == pid)
+                killed.kill9()
+            states = Counter((a["id"], a["state"]) for a in got)
+            fired = {i for (i, s) in states if s == "firing"}
+            if killed and sim.poll() is not None and fired and all(
+                states[(i, "resolved")] >= 1 for i in fired
+            ):
+                time.sleep(3)  # anything duplicated would arrive now
+                got += [json.loads(m.value()) for m in consumer.consume(100, timeout=2)
+                        if not m.error()]
+                break
+        assert killed is not None, "no alert fired before the deadline"
+        survivor = next(w for w in workers if w is not killed)
+        holder = client.get(lease_key)
+        assert holder is not None and holder.decode().endswith(f":{survivor.proc.pid}")
+        assert survivor.alive(), survivor.tail()
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+        consumer.close()
+        client.close()
+        for w in workers:
+            if w.alive():
+                w.stop()
+    per_state = Counter((a["id"], a["state"]) for a in got)
+    assert [a for a in got if a["column"] == "income"]
+    for alert_id in {a["id"] for a in got}:
+        assert per_state[(alert_id, "firing")] == 1, got
+        assert per_state[(alert_id, "resolved")] == 1, got
