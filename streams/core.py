@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 NO_OFFSET = -1
 NO_WATERMARK = -(1 << 62)
+_MAX_FAST_TS_S = 253_402_300_799.0  # epoch-seconds ts below this need no further checks
 
 
 class Record(NamedTuple):
@@ -145,19 +146,27 @@ class Processor:
     def process(self, records: Iterable[Record]) -> list[Rejected]:
         """Apply records (any partitions, offset order within a partition)."""
         rejected: list[Rejected] = []
-        groups: dict[tuple[int, WindowKey], tuple[ModelSpec, list[Event]]] = {}
+        # (partition, model, version, window start) -> (spec, events); hot loop, so plain
+        # tuples, local names and the ok counters added per group afterwards
+        groups: dict[tuple[int, str, str, int], tuple[ModelSpec, list[Event]]] = {}
         parts = self._parts
+        max_bytes = self.max_event_bytes
+        catalog_get = self.catalog.get
         for rec in records:
             st = parts.get(rec.partition)
             if st is None or rec.offset <= st.applied:
                 continue
             st.applied = rec.offset
             try:
-                ev = decode_event(rec.value, max_bytes=self.max_event_bytes)
-                spec = self.catalog.get(ev.model)
+                ev = decode_event(rec.value, max_bytes=max_bytes)
+                spec = catalog_get(ev.model)
                 if spec is None:
                     raise InvalidEvent("unknown_model", f"model {ev.model!r} is not configured")
-                ts = event_time_ms(ev, rec.timestamp_ms)
+                raw_ts = ev.ts
+                if raw_ts.__class__ is float and 0.0 <= raw_ts < _MAX_FAST_TS_S:
+                    ts = round(raw_ts * 1000)
+                else:
+                    ts = event_time_ms(ev, rec.timestamp_ms)
             except InvalidEvent as exc:
                 inv = st.counters.invalid
                 inv[exc.reason] = inv.get(exc.reason, 0) + 1
@@ -165,21 +174,23 @@ class Processor:
                 continue
             if ts > st.watermark:
                 st.watermark = ts
-            start = ts - ts % spec.window_ms
-            if start + spec.window_ms + spec.retention_ms <= st.watermark:
+            size = spec.window_ms
+            start = ts - ts % size
+            if start + size + spec.retention_ms <= st.watermark:
                 late = st.counters.late
                 late[ev.model] = late.get(ev.model, 0) + 1
                 continue
-            ok = st.counters.ok
-            ok[ev.model] = ok.get(ev.model, 0) + 1
-            gkey = (rec.partition, WindowKey(ev.model, ev.version, start))
+            gkey = (rec.partition, ev.model, ev.version, start)
             group = groups.get(gkey)
             if group is None:
                 groups[gkey] = (spec, [ev])
             else:
                 group[1].append(ev)
-        for (partition, key), (spec, events) in groups.items():
-            self._apply(parts[partition], key, spec, events)
+        for (partition, model, version, start), (spec, events) in groups.items():
+            st = parts[partition]
+            ok = st.counters.ok
+            ok[model] = ok.get(model, 0) + len(events)
+            self._apply(st, WindowKey(model, version, start), spec, events)
         return rejected
 
     def _apply(self, st: _Partition, key: WindowKey, spec: ModelSpec, events: list[Event]) -> None:
