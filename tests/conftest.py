@@ -6,6 +6,7 @@ not running) unless ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` name one you bring.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -66,10 +67,8 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     yield make
     if created:
         for fut in admin.delete_topics(created, operation_timeout=30).values():
-            try:
+            with contextlib.suppress(Exception):  # cleanup is best effort
                 fut.result(timeout=30)
-            except Exception:  # noqa: BLE001 - cleanup is best effort
-                pass
 
 
 @pytest.fixture()

@@ -21,6 +21,7 @@ from alerts.evaluator import load_results
 from alerts.results import ModelResult
 from driftline.commands.common import add_redis_options, redis_client
 from driftline.options import add_option
+from sketches.errors import ConfigError
 
 VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "yellow"}
 
@@ -78,6 +79,12 @@ def _t(epoch_s: float) -> str:
 def run(args: argparse.Namespace) -> int:
     client = redis_client(args)
     console = Console()
+
+    if args.model:
+        known = evaluated_models(client, args.key_prefix)
+        if args.model not in known:
+            raise ConfigError(f"unknown model {args.model!r}: no evaluation stored under prefix "
+                              f"{args.key_prefix!r} (evaluated: {', '.join(known) or 'none'})")
 
     def snapshot() -> list[ModelResult]:
         models = [args.model] if args.model else evaluated_models(client, args.key_prefix)
