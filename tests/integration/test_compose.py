@@ -18,7 +18,9 @@ def test_compose_file_is_valid_and_has_the_stack() -> None:
         ["docker-compose", "-f", "docker-compose.yml", "config", "--services"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
     ).stdout.split()
-    assert {"kafka", "redis", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "redis", "prometheus", "grafana", "worker", "simulator", "reference"} <= set(
+        services
+    )
 
 
 def test_compose_prometheus_config_is_valid() -> None:
