@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -72,6 +74,7 @@ class FaustConfig:
     take_within_s: float = 0.5
     commit_interval_s: float = 2.8
     session_timeout_s: float = 10.0  # faust's default 60 s would stall restarts after a crash
+    join_timeout_s: float = 120.0  # no assignment at all by then: exit (faust would hang)
     log_level: str = "warning"
 
 
@@ -105,6 +108,7 @@ class FaustRunner:
         self.health = WorkerHealth()
         self._stopping = False
         self._assigned: set[int] = set()  # Kafka's view of our partitions of the topic
+        self._joined = False
         self._worker: Any = None
 
     # -- faust wiring ------------------------------------------------------------------
@@ -153,24 +157,38 @@ class FaustRunner:
         app.agent(source, name="driftline-profiles", concurrency=1)(agent)
         return app
 
+    def _join_watchdog(self) -> None:
+        # A fatal group-join error (e.g. a session timeout the broker refuses) leaves faust
+        # running without partitions forever (its app tasks do not even start); exit instead.
+        if not self._joined:
+            log.error("no partition assignment within %.0fs (group %s): exiting",
+                      self.config.join_timeout_s, self.config.group)
+            self.on_fatal(EX_SOFTWARE)
+
     def run(self) -> None:
         """Run the faust worker until SIGTERM / SIGINT (or :meth:`stop`)."""
         from faust import Worker
 
         app = self.build_app()
         self._worker = Worker(app, loglevel=self.config.log_level, quiet=True,
-                              redirect_stdouts=False, override_logging=False)
+                              redirect_stdouts=False, override_logging=False,
+                              stdout=sys.stderr)  # its banner/cursor escapes stay off stdout
+        watchdog = threading.Timer(self.config.join_timeout_s, self._join_watchdog)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             self._worker.execute_from_commandline()
         except SystemExit as exc:
             if exc.code not in (0, None):
                 raise
+        finally:
+            watchdog.cancel()
 
     def stop(self) -> None:
         """Ask the worker to stop after the current batch (signal-safe)."""
         self._stopping = True
         if self._worker is not None:
-            self._worker._schedule_shutdown(15)  # what its own SIGTERM handler does
+            self._worker._schedule_shutdown(signal.SIGTERM)  # what its SIGTERM handler does
 
     # -- the batch (synchronous on purpose: see module doc) ----------------------------
     def handle_batch(self, records: list[Record]) -> None:
@@ -234,6 +252,7 @@ class FaustRunner:
     def on_assigned(self, partitions: set[int]) -> None:
         """faust passes the whole new assignment: load the partitions we do not hold."""
         self._assigned = set(partitions)
+        self._joined = True
         for p in sorted(partitions - set(self.processor.partitions)):
             self._load(p)
         for p in set(self.processor.partitions) - partitions:  # lost without a revoke

@@ -24,7 +24,7 @@ from tests.streamutil import (
 )
 
 pytestmark = pytest.mark.integration
-FAUST = ("--engine", "faust", "--http-port", "-1")
+FAUST = ("--engine", "faust")
 
 
 def _alive(w: Worker) -> None:
