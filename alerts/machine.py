@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from sketches.errors import StateFormatError
+from alerts.stored import StoredFormat
 
 
 class State(enum.StrEnum):
@@ -91,22 +91,15 @@ def step(
                  resolved_at=track.resolved_at), None
 
 
-_MAGIC = b"DLAT\x01"  # driftline alert track, format 1
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Track)
+_FORMAT = StoredFormat(b"DLAT\x01", Track, "alert state")  # format 1
 
 
 def track_to_bytes(track: Track) -> bytes:
-    return _MAGIC + _encoder.encode(track)
+    return _FORMAT.to_bytes(track)
 
 
 def track_from_bytes(data: bytes) -> Track:
-    if not data.startswith(_MAGIC):
-        raise StateFormatError("alert state: unknown magic or format version")
-    try:
-        return _decoder.decode(data[len(_MAGIC):])
-    except msgspec.DecodeError as exc:
-        raise StateFormatError(f"alert state: corrupt ({exc})") from exc
+    return _FORMAT.from_bytes(data)
 
 
 __all__ = ["Emit", "Policy", "State", "Track", "step", "track_from_bytes", "track_to_bytes"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from sketches.errors import StateFormatError
+from alerts.stored import StoredFormat
 
 
 class MetricResult(msgspec.Struct, frozen=True):
@@ -42,22 +42,15 @@ class ModelResult(msgspec.Struct, frozen=True):
     latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.99") -> ms
 
 
-_MAGIC = b"DLMR\x01"  # driftline model result, format 1
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(ModelResult)
+_FORMAT = StoredFormat(b"DLMR\x01", ModelResult, "model result")  # format 1
 
 
 def result_to_bytes(result: ModelResult) -> bytes:
-    return _MAGIC + _encoder.encode(result)
+    return _FORMAT.to_bytes(result)
 
 
 def result_from_bytes(data: bytes) -> ModelResult:
-    if not data.startswith(_MAGIC):
-        raise StateFormatError("model result: unknown magic or format version")
-    try:
-        return _decoder.decode(data[len(_MAGIC):])
-    except msgspec.DecodeError as exc:
-        raise StateFormatError(f"model result: corrupt ({exc})") from exc
+    return _FORMAT.from_bytes(data)
 
 
 def to_json_dict(result: ModelResult) -> dict[str, object]:

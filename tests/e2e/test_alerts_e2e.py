@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -19,19 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.support import CLI, MODEL, cli, prepare_model
 from tests.streamutil import Worker
 
 pytestmark = pytest.mark.integration
-MODEL = "credit-risk"
 WINDOW_S = 5
 DRIFT_START_S, DRIFT_END_S, RUN_S = 12, 27, 50
-CLI = [sys.executable, "-m", "driftline.cli"]
-
-
-def cli(*args: str) -> str:
-    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout + out.stderr
 
 
 def kcat_alerts(bootstrap: str, topic: str) -> list[dict[str, object]]:
@@ -58,17 +50,7 @@ def test_drift_fires_then_resolves_read_by_kcat(
     make_topic(1, prefix=f"{events}.dlq")
     common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
 
-    cli("simulate", "--training-out", str(tmp_path / "train.parquet"), "--rows", "30000",
-        "--models", MODEL, "--seed", "1", "--no-progress")
-    cli("profile", str(tmp_path / "train.parquet"), "--out", str(tmp_path / "ref.bin"),
-        "--model", MODEL)
-    cli("reference", "put", str(tmp_path / "ref.bin"), "--model", MODEL, *common)
-
-    models = tmp_path / "models.toml"
-    models.write_text(
-        f'[defaults]\nwindow = "{WINDOW_S}s"\nretention = "30s"\nmeasure = "{WINDOW_S}s"\n'
-        f'[models.{MODEL}]\nmin_count = 200\n'
-    )
+    models = prepare_model(tmp_path, common, WINDOW_S)
     worker = Worker(
         [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common,
          "--topic", events, "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -15,16 +14,10 @@ import pytest
 import redis
 from confluent_kafka import Consumer
 
+from tests.e2e.support import CLI, MODEL, prepare_model
 from tests.streamutil import Worker
 
 pytestmark = pytest.mark.integration
-MODEL = "credit-risk"
-CLI = [sys.executable, "-m", "driftline.cli"]
-
-
-def cli(*args: str) -> None:
-    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.timeout(300)
@@ -35,21 +28,13 @@ def test_leader_killed_new_leader_takes_over_without_duplicates(
     alerts = make_topic(1, prefix="alerts")
     make_topic(1, prefix=f"{events}.dlq")
     common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
-    cli("simulate", "--training-out", str(tmp_path / "train.parquet"), "--rows", "30000",
-        "--models", MODEL, "--seed", "1", "--no-progress")
-    cli("profile", str(tmp_path / "train.parquet"), "--out", str(tmp_path / "ref.bin"),
-        "--model", MODEL)
-    cli("reference", "put", str(tmp_path / "ref.bin"), "--model", MODEL, *common)
-    (tmp_path / "models.toml").write_text(
-        '[defaults]\nwindow = "5s"\nretention = "30s"\nmeasure = "5s"\n'
-        f"[models.{MODEL}]\nmin_count = 200\n"
-    )
+    models = prepare_model(tmp_path, common)
 
     def start(name: str) -> Worker:
         return Worker(
             [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common,
              "--topic", events, "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}",
-             "--alerts-topic", alerts, "--models-config", str(tmp_path / "models.toml"),
+             "--alerts-topic", alerts, "--models-config", str(models),
              "--evaluate-interval", "1s", "--evaluator-lease", "3s",
              "--checkpoint-interval", "500ms", "--http-port", "0", "--session-timeout-ms", "6000"],
             tmp_path / f"{name}.log",
