@@ -24,10 +24,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sketches.profile import DatasetProfile
-from streams.events import DEFAULT_MAX_BYTES, Event, InvalidEvent, decode_event, event_time_ms
+from streams.events import (
+    _DECODER as _EVENT_DECODER,
+)
+from streams.events import (
+    DEFAULT_MAX_BYTES,
+    Event,
+    InvalidEvent,
+    decode_event,
+    event_time_ms,
+)
 from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
 
 log = logging.getLogger(__name__)
@@ -152,14 +162,30 @@ class Processor:
         parts = self._parts
         max_bytes = self.max_event_bytes
         catalog_get = self.catalog.get
+        specs: dict[str, ModelSpec | None] = {}
+        fast_decode = _EVENT_DECODER.decode
         for rec in records:
             st = parts.get(rec.partition)
             if st is None or rec.offset <= st.applied:
                 continue
             st.applied = rec.offset
             try:
-                ev = decode_event(rec.value, max_bytes=max_bytes)
-                spec = catalog_get(ev.model)
+                value = rec.value
+                ev = None
+                if value and len(value) <= max_bytes:
+                    try:
+                        ev = fast_decode(value)
+                    except Exception:  # classified below, by the careful path
+                        ev = None
+                    if ev is not None and ev.prediction.__class__ is dict and not ev.prediction:
+                        ev = None
+                if ev is None:  # the careful path raises InvalidEvent with a reason
+                    ev = decode_event(value, max_bytes=max_bytes)
+                model = ev.model
+                if model in specs:
+                    spec = specs[model]
+                else:
+                    spec = specs[model] = catalog_get(model)
                 if spec is None:
                     raise InvalidEvent("unknown_model", f"model {ev.model!r} is not configured")
                 raw_ts = ev.ts
@@ -240,13 +266,17 @@ def columnarise(events: Sequence[Event]) -> dict[str, Sequence[object]]:
     A feature named ``prediction``, ``prediction.*`` or ``latency_ms`` is shadowed."""
     feats = [e.features for e in events]
     order = tuple(feats[0])
-    cols: dict[str, Sequence[object]]
-    if all(tuple(f) == order for f in feats):
-        # the common case: every event lists the same features in the same order;
-        # transpose in C instead of one dict lookup per value
-        cols = dict(zip(order, zip(*(f.values() for f in feats), strict=True), strict=True))
-        if not order:
-            cols = {}
+    cols: dict[str, Sequence[object]] = {}
+    rows: list[Any] | None = None
+    if len(order) > 1 and all(n == len(order) for n in map(len, feats)):
+        # the common case: every event has the same feature names; pick them in one
+        # order and transpose, all in C, instead of one dict lookup per value
+        try:
+            rows = list(map(itemgetter(*order), feats))
+        except KeyError:
+            rows = None
+    if rows is not None:
+        cols = dict(zip(order, zip(*rows, strict=True), strict=True))
     else:
         names: dict[str, None] = {}
         for f in feats:

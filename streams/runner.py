@@ -137,17 +137,19 @@ class ConfluentRunner:
     def poll_once(self) -> int:
         """Consume and process one batch; checkpoint when due. Returns records consumed."""
         msgs = self.consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
-        records: list[Record] = []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+        records = [
+            Record(m.partition(), m.offset(), m.timestamp()[1], m.value())
+            for m in msgs
+            if m.error() is None
+        ]
+        if len(records) != len(msgs):
+            for m in msgs:
+                err = m.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     log.warning(
                         "consumer error topic=%s partition=%s offset=%s: %s",
                         m.topic(), m.partition(), m.offset(), err,
                     )
-                continue
-            records.append(Record(m.partition(), m.offset(), m.timestamp()[1], m.value()))
         if records:
             for rejected in self.processor.process(records):
                 self.dlq.send(rejected)
