@@ -221,6 +221,7 @@ class ConfluentRunner:
                 partial(self.store.load, tp.partition),
                 what=f"load topic={tp.topic} partition={tp.partition}",
                 sleep=self.sleep,
+                should_stop=lambda: self._stopping,
             )
             self.processor.assign(snap)
             if snap.applied_offset >= 0:

@@ -1,0 +1,176 @@
+"""ConfluentRunner with fake consumer / producer / store: ordering and failure handling."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis.exceptions
+
+from streams.core import Checkpoint, PartitionSnapshot, Processor
+from streams.dlq import DlqSender
+from streams.retry import RetryAborted, RetryPolicy
+from streams.runner import ConfluentRunner, RunnerConfig
+from streams.state import REDIS_TRANSIENT, FencedError
+from streams.windows import ModelCatalog
+
+T0 = 1_795_420_800_000
+
+
+class Msg:
+    def __init__(self, partition: int, offset: int, value: bytes | None) -> None:
+        self._p, self._o, self._v = partition, offset, value
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, T0)
+
+    def value(self) -> bytes | None:
+        return self._v
+
+    def topic(self) -> str:
+        return "t"
+
+
+class TP:
+    def __init__(self, topic: str, partition: int, offset: int = -1001) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+class FakeConsumer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.batches: list[list[Msg]] = []
+        self.assigned: list[TP] = []
+
+    def consume(self, n: int, timeout: float) -> list[Msg]:
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        self.log.append("commit " + ",".join(f"{o.partition}@{o.offset}" for o in offsets))
+
+    def incremental_assign(self, partitions: list[TP]) -> None:
+        self.assigned = partitions
+
+    def get_watermark_offsets(self, tp: Any, cached: bool) -> tuple[int, int]:
+        return (0, 10)
+
+
+class FakeProducer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.queued = 0
+
+    def produce(self, topic: str, value: bytes | None, headers: Any, on_delivery: Any) -> None:
+        self.log.append(f"dlq {topic}")
+        self.queued += 1
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        self.log.append("dlq flush")
+        self.queued = 0
+        return 0
+
+
+class FakeStore:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.fail_next = 0
+        self.fenced: set[int] = set()
+        self.snapshots: dict[int, PartitionSnapshot] = {}
+
+    def load(self, partition: int) -> PartitionSnapshot:
+        return self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
+
+    def write(self, cp: Checkpoint) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise redis.exceptions.ConnectionError("down")
+        if cp.partition in self.fenced:
+            raise FencedError("newer epoch")
+        self.log.append(f"redis p{cp.partition}@{cp.applied_offset}")
+
+
+def event() -> bytes:
+    return json.dumps({"model": "m", "features": {"x": 1.0}, "prediction": 1}).encode()
+
+
+def make() -> tuple[ConfluentRunner, FakeConsumer, FakeStore, list[str], list[float]]:
+    log: list[str] = []
+    sleeps: list[float] = []
+    consumer, store = FakeConsumer(log), FakeStore(log)
+    runner = ConfluentRunner(
+        consumer=consumer,
+        dlq=DlqSender(FakeProducer(log), topic="t.dlq", source_topic="t"),
+        store=store,  # type: ignore[arg-type]
+        processor=Processor(ModelCatalog()),
+        config=RunnerConfig(topic="t", checkpoint_records=3, checkpoint_interval_s=1e9),
+        redis_retry=RetryPolicy(REDIS_TRANSIENT, initial_s=0.5, max_s=1.0),
+        clock=lambda: 0.0,
+        sleep=sleeps.append,
+    )
+    return runner, consumer, store, log, sleeps
+
+
+def test_assign_seeks_past_applied_offset_or_leaves_committed() -> None:
+    runner, consumer, store, _log, _ = make()
+    store.snapshots[1] = PartitionSnapshot(1, epoch=4, applied_offset=41)
+    runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -1001), (1, 42)]
+    assert runner.processor.partitions == [0, 1]
+
+
+def test_dlq_flush_then_redis_then_commit_with_redis_retries() -> None:
+    runner, consumer, store, log, sleeps = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event()), Msg(0, 1, b"junk"), Msg(0, 2, event())]]
+    store.fail_next = 2
+    runner.poll_once()
+    assert log == ["dlq t.dlq", "dlq flush", "redis p0@2", "commit 0@3"]
+    assert sleeps == [0.5, 1.0]  # waited out the Redis outage with backoff
+    h = runner.health.partitions[0]
+    assert h.counters.ok == {"m": 2} and h.counters.invalid == {"invalid_json": 1}
+    assert h.lag == 7 and runner.health.checkpoints == 1 and runner.health.dlq_sent == 1
+
+
+def test_fenced_write_drops_the_partition_without_commit() -> None:
+    runner, consumer, store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
+    store.fenced.add(0)
+    consumer.batches = [[Msg(0, 0, event()), Msg(1, 0, event()), Msg(1, 1, event())]]
+    runner.poll_once()
+    assert runner.processor.partitions == [1] and runner.health.fenced == 1
+    assert log == ["dlq flush", "redis p1@1", "commit 1@2"]
+
+
+def test_revoke_checkpoints_then_forgets() -> None:
+    runner, consumer, _store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event())]]
+    runner.poll_once()  # below checkpoint_records: nothing written yet
+    assert log == []
+    runner._on_revoke(consumer, [TP("t", 0)])
+    assert log == ["dlq flush", "redis p0@0", "commit 0@1"]
+    assert runner.processor.partitions == []
+
+
+def test_stop_while_redis_is_down_aborts_the_retry() -> None:
+    runner, consumer, store, _log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event())]]
+    runner.poll_once()
+    store.fail_next = 1000
+    runner.stop()
+    with pytest.raises(RetryAborted):
+        runner.checkpoint([0])
