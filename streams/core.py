@@ -54,6 +54,8 @@ class Record(NamedTuple):
     offset: int
     timestamp_ms: int
     value: bytes | None
+    key: bytes | None = None
+    """Only used to route a rejected record to the DLQ with its original key."""
 
 
 class Rejected(NamedTuple):

@@ -1,4 +1,5 @@
-"""Dead-letter routing: a rejected record's original bytes go, unchanged, to the DLQ topic.
+"""Dead-letter routing: a rejected record's original value (and key) go, unchanged, to the
+DLQ topic.
 
 Headers (all UTF-8): ``driftline.reason`` (a reason code of :data:`streams.events.REASONS`),
 ``driftline.error`` (message, ≤ 1000 chars), ``driftline.source.topic``,
@@ -72,6 +73,7 @@ class DlqSender:
                     value=rec.value,
                     headers=dlq_headers(rejected, self.source_topic),
                     on_delivery=on_delivery,
+                    **({"key": rec.key} if rec.key is not None else {}),
                 )
                 break
             except BufferError:  # local queue full: serve callbacks, then try again

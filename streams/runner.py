@@ -138,7 +138,7 @@ class ConfluentRunner:
         """Consume and process one batch; checkpoint when due. Returns records consumed."""
         msgs = self.consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
         records = [
-            Record(m.partition(), m.offset(), m.timestamp()[1], m.value())
+            Record(m.partition(), m.offset(), m.timestamp()[1], m.value(), m.key())
             for m in msgs
             if m.error() is None
         ]

@@ -126,6 +126,7 @@ def _consume(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, lis
         while len(out) < expected and time.monotonic() < deadline:
             for m in c.consume(100, 1.0):
                 if m.error() is None:
+                    assert m.key() is None  # produced without key, so none
                     out.append((m.value(), m.headers() or []))
         for m in c.consume(100, 1.0):
             if m.error() is None:

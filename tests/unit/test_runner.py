@@ -40,6 +40,9 @@ class Msg:
     def topic(self) -> str:
         return "t"
 
+    def key(self) -> bytes:
+        return b"k"
+
 
 class TP:
     def __init__(self, topic: str, partition: int, offset: int = -1001) -> None:
@@ -70,7 +73,9 @@ class FakeProducer:
         self.log = log
         self.queued = 0
 
-    def produce(self, topic: str, value: bytes | None, headers: Any, on_delivery: Any) -> None:
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, headers: Any,
+                on_delivery: Any) -> None:
+        assert key == b"k"
         self.log.append(f"dlq {topic}")
         self.queued += 1
 
