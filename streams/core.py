@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 NO_OFFSET = -1
 NO_WATERMARK = -(1 << 62)
+DEFAULT_MAX_FUTURE_MS = 24 * 3600 * 1000
 _MAX_FAST_TS_S = 253_402_300_799.0  # epoch-seconds ts below this need no further checks
 
 
@@ -107,9 +108,19 @@ class _Partition:
 class Processor:
     """Per-partition window state for the partitions this worker owns (see module doc)."""
 
-    def __init__(self, catalog: ModelCatalog, *, max_event_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_BYTES,
+        max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
+    ):
+        """``max_future_ms``: an event time further than this ahead of its Kafka timestamp
+        is ``bad_ts`` — one event from the far future would otherwise move the partition's
+        watermark and make every later event "late"."""
         self.catalog = catalog
         self.max_event_bytes = max_event_bytes
+        self.max_future_ms = max_future_ms
         self._parts: dict[int, _Partition] = {}
 
     # -- assignment ------------------------------------------------------------------
@@ -163,6 +174,7 @@ class Processor:
         groups: dict[tuple[int, str, str, int], tuple[ModelSpec, list[Event]]] = {}
         parts = self._parts
         max_bytes = self.max_event_bytes
+        max_future = self.max_future_ms
         catalog_get = self.catalog.get
         specs: dict[str, ModelSpec | None] = {}
         fast_decode = _EVENT_DECODER.decode
@@ -195,6 +207,10 @@ class Processor:
                     ts = round(raw_ts * 1000)
                 else:
                     ts = event_time_ms(ev, rec.timestamp_ms)
+                if ts > rec.timestamp_ms + max_future > max_future:  # Kafka ts known (> 0)
+                    raise InvalidEvent(
+                        "bad_ts", f"ts {ts} is over {max_future} ms ahead of the Kafka timestamp"
+                    )
             except InvalidEvent as exc:
                 inv = st.counters.invalid
                 inv[exc.reason] = inv.get(exc.reason, 0) + 1

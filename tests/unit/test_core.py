@@ -152,3 +152,12 @@ def test_result_does_not_depend_on_batch_boundaries(cuts: list[int], seed: int) 
     pieces.process(recs[i:])
     assert pieces.counters(0) == whole.counters(0)
     assert pieces.applied_offset(0) == whole.applied_offset(0) == 119
+
+
+def test_event_far_ahead_of_kafka_time_is_bad_ts_and_does_not_move_the_watermark() -> None:
+    proc = proc_with(0)
+    rejected = proc.process([Record(0, 0, T0, ev(T0 + 10 * 24 * 60 * MIN)),
+                             Record(0, 1, T0, ev(T0 + 23 * 60 * MIN)),
+                             Record(0, 2, T0, ev(T0))])
+    assert [r.reason for r in rejected] == ["bad_ts"]
+    assert proc.counters(0).ok == {"m": 1} and proc.counters(0).late == {"m": 1}
