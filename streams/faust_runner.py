@@ -75,6 +75,7 @@ class FaustConfig:
     commit_interval_s: float = 2.8
     session_timeout_s: float = 10.0  # faust's default 60 s would stall restarts after a crash
     join_timeout_s: float = 120.0  # no assignment at all by then: exit (faust would hang)
+    stop_timeout_s: float = 20.0  # after SIGTERM, exit hard if faust has not stopped by then
     log_level: str = "warning"
 
 
@@ -169,8 +170,15 @@ class FaustRunner:
         """Run the faust worker until SIGTERM / SIGINT (or :meth:`stop`)."""
         from faust import Worker
 
+        runner = self
+
+        class _Worker(Worker):
+            def _schedule_shutdown(self, signum: signal.Signals) -> None:
+                runner._begin_stop()
+                super()._schedule_shutdown(signum)
+
         app = self.build_app()
-        self._worker = Worker(app, loglevel=self.config.log_level, quiet=True,
+        self._worker = _Worker(app, loglevel=self.config.log_level, quiet=True,
                               redirect_stdouts=False, override_logging=False,
                               stdout=sys.stderr)  # its banner/cursor escapes stay off stdout
         watchdog = threading.Timer(self.config.join_timeout_s, self._join_watchdog)
@@ -186,9 +194,26 @@ class FaustRunner:
 
     def stop(self) -> None:
         """Ask the worker to stop after the current batch (signal-safe)."""
-        self._stopping = True
+        self._begin_stop()
         if self._worker is not None:
             self._worker._schedule_shutdown(signal.SIGTERM)  # what its SIGTERM handler does
+
+    def _begin_stop(self) -> None:
+        # faust can hang in its own shutdown when a rebalance races it (seen: a coordinator
+        # marked dead during the final OffsetFetch). Every batch is already in Redis, so
+        # after ``stop_timeout_s`` exiting hard loses nothing (like a kill -9, which the
+        # exactness tests cover); only the last Kafka commits may be missing.
+        if self._stopping:
+            return
+        self._stopping = True
+        timer = threading.Timer(self.config.stop_timeout_s, self._stop_watchdog)
+        timer.daemon = True
+        timer.start()
+
+    def _stop_watchdog(self) -> None:
+        log.warning("faust did not stop within %.0fs; state is checkpointed, exiting",
+                    self.config.stop_timeout_s)
+        self.on_fatal(0)
 
     # -- the batch (synchronous on purpose: see module doc) ----------------------------
     def handle_batch(self, records: list[Record]) -> None:
