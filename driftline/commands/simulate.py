@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     duration = parse_duration(args.duration) if args.duration else None
     count: int | None = args.count
     if count is None and duration is not None and rate is not None:
-        count = int(rate * duration) + 1
+        count = int(rate * duration)
     if count is None and duration is None and args.out:
         raise ConfigError("--out needs --count or --duration")
     progress = _report if args.progress else None
