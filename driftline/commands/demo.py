@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     console.print("3/4 simulating traffic: normal, then " + "; ".join(drifts))
     sim_log = (work / "simulate.log").open("wb")
     sim = subprocess.Popen(
-        [*cli, "simulate", "--bootstrap", args.kafka_bootstrap, "--topic", TOPIC,
+        [*cli, "simulate", "--kafka-bootstrap", args.kafka_bootstrap, "--topic", TOPIC,
          "--models", MODEL, "--rate", str(args.rate), "--duration", f"{d}s",
          "--bad-ratio", "0.002", "--no-progress", *[a for x in drifts for a in ("--drift", x)]],
         stdout=sim_log, stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from driftline.commands.common import add_kafka_options
 from driftline.options import add_option, env_name
 from sketches.errors import ConfigError
 from streams.simulate_spec import SimSpec, build_spec, parse_duration
@@ -40,8 +41,7 @@ def _rate(text: str) -> float | None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("simulate", help="generate prediction events (load, drift, bad records)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_option(p, "--bootstrap", help="Kafka bootstrap servers", default="127.0.0.1:9092",
-               fallback_env="KAFKA_BOOTSTRAP")
+    add_kafka_options(p)
     add_option(p, "--topic", help="topic to produce to", default="predictions")
     add_option(p, "--models", help="comma-separated model names", default="credit-risk")
     add_option(p, "--model-version", help="version field of the events", default="1")
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     payloads = (kv for batch in generate_payloads(spec, count, start_ts, args.seed)
                 for kv in batch)
-    with PredictionProducer.connect(args.bootstrap, topic=args.topic) as producer:
+    with PredictionProducer.connect(args.kafka_bootstrap, topic=args.topic) as producer:
         stats = pace(payloads, producer.send_bytes, rate=rate, duration_s=duration,
                      progress=progress)
         producer.flush(120.0)

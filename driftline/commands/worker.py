@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 faust_runner = importlib.import_module("streams.faust_runner")
             except ImportError as exc:
                 raise ConfigError(f"--engine faust is not available: {exc}") from exc
-            code: int = faust_runner.run_worker(settings, catalog)
+            code: int = faust_runner.run_worker(settings, catalog, on_health=health.set)
             return code
         from streams.worker import run_confluent_worker
 

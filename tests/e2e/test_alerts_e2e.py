@@ -61,7 +61,7 @@ def test_drift_fires_then_resolves_read_by_kcat(
     try:
         started = time.time()
         sim = subprocess.run(
-            [*CLI, "simulate", "--bootstrap", kafka_bootstrap, "--topic", events,
+            [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
              "--models", MODEL, "--rate", "2000", "--duration", f"{RUN_S}s", "--seed", "2",
              "--drift", f"income:shift=1.5sd@{DRIFT_START_S}s..{DRIFT_END_S}s", "--no-progress"],
             capture_output=True, text=True, timeout=RUN_S + 60,

@@ -48,7 +48,7 @@ def test_leader_killed_new_leader_takes_over_without_duplicates(
     consumer.subscribe([alerts])
     got: list[dict[str, object]] = []
     sim = subprocess.Popen(
-        [*CLI, "simulate", "--bootstrap", kafka_bootstrap, "--topic", events, "--models", MODEL,
+        [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events, "--models", MODEL,
          "--rate", "2000", "--duration", "45s", "--seed", "3", "--no-progress",
          "--drift", "income:shift=1.5sd@10s..25s"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

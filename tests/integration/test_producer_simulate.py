@@ -74,7 +74,7 @@ def test_simulate_cli_with_bad_records(kafka_bootstrap: str, make_topic: Callabl
     cmd = [sys.executable, "-m", "driftline.cli", "simulate", "--topic", topic, "--count", str(n),
            "--rate", "max", "--seed", "9", "--start-ts", str(T0), "--bad-ratio", "0.01",
            "--models", "credit-risk,fraud", "--drift", "income:shift=0.5sd@5s", "--no-progress"]
-    env = dict(os.environ, DRIFTLINE_BOOTSTRAP=kafka_bootstrap)
+    env = dict(os.environ, DRIFTLINE_KAFKA_BOOTSTRAP=kafka_bootstrap)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"sent {n} events" in done.stderr
