@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from alerts.evaluator import Evaluator, ModelRules
 from alerts.lease import Lease
@@ -40,22 +40,22 @@ def window(rng: np.random.Generator, n: int, shift: float) -> bytes:
     return prof.to_bytes()
 
 
-def read_alerts(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str, object]]:
+def read_alerts(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, object]]:
+    """Every message on the (one-partition) topic, read by assignment up to its end."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
+                         "enable.auto.commit": False})
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     out: list[dict[str, object]] = []
     deadline = time.monotonic() + timeout
-    idle = 0
-    while time.monotonic() < deadline and idle < 3:
-        msgs = consumer.consume(100, timeout=1.0)
-        idle = idle + 1 if not msgs else 0
-        for m in msgs:
+    while len(out) < high and time.monotonic() < deadline:
+        for m in consumer.consume(100, timeout=1.0):
             assert not m.error()
             a = decode(m.value())
             assert m.key() == a.id.encode()
             out.append({"id": a.id, "state": a.state, "kind": a.kind, "column": a.column})
     consumer.close()
+    assert len(out) == high
     return out
 
 
