@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 import redis
 
 from alerts.lease import Lease
@@ -37,15 +38,18 @@ from alerts.results import (
     result_from_bytes,
     result_to_bytes,
 )
-from sketches.drift import ColumnDrift, DriftReport, compare_profiles
+from sketches.drift import DriftReport, compare_profiles
 from sketches.errors import StateFormatError
 from sketches.profile import DatasetProfile
+from sketches.ranges import breaches as range_breaches
+from sketches.ranges import out_of_range
 from sketches.reference import Reference
 from sketches.rules import DriftRules
+from sketches.types import MetricValue
 
 log = logging.getLogger(__name__)
 
-QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen"})
+QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen", "out_of_range"})
 LATENCY_COLUMN = "latency_ms"
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 
@@ -83,6 +87,25 @@ class ModelRules:
     policy: Policy = field(default_factory=Policy)
     drift_severity: str = "critical"
     quality_severity: str = "warning"
+    ranges: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """column -> allowed [lo, hi] (None: unbounded); checked as metric ``out_of_range``."""
+    max_out_of_range: float = 0.0
+    """Share of values outside their range that may be tolerated (0: any value breaches)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One (column, metric) decision of an evaluation: what drives one alert."""
+
+    column: str
+    metric: str
+    value: MetricValue | None
+    threshold: float
+    breached: bool | None  # None: not enough data
+
+    @property
+    def quality(self) -> bool:
+        return self.metric in QUALITY_METRICS
 
 
 class Evaluator:
@@ -146,28 +169,27 @@ class Evaluator:
             self._store(cfg.model, token, tracks, result)
             return []
         report = compare_profiles(reference, current, cfg.rules)
+        checks = _report_checks(report) + _range_checks(cfg, current)
         emitted: list[Alert] = []
         firing: dict[str, str] = {}
-        for col in report.columns.values():
-            for metric, threshold in col.thresholds.items():
-                aid = alert_id(cfg.model, col.name, metric)
-                breached = None if col.verdict == "insufficient_data" else metric in col.fired
-                old = tracks.get(aid, Track())
-                new, emit = step(old, breached, now, cfg.policy)
-                severity = cfg.quality_severity if metric in QUALITY_METRICS else cfg.drift_severity
-                if emit is not None:
-                    emitted.append(_alert(cfg, version, m, col, metric, threshold, new, old,
-                                          emit, severity, now, report))  # fmt: skip
-                if new != Track():
-                    tracks[aid] = new
-                else:
-                    tracks.pop(aid, None)
-                if new.state is State.FIRING:
-                    firing[aid] = severity
+        for check in checks:
+            aid = alert_id(cfg.model, check.column, check.metric)
+            old = tracks.get(aid, Track())
+            new, emit = step(old, check.breached, now, cfg.policy)
+            severity = cfg.quality_severity if check.quality else cfg.drift_severity
+            if emit is not None:
+                emitted.append(_alert(cfg, version, m, check, new, old, emit, severity, now,
+                                      report.rows))  # fmt: skip
+            if new != Track():
+                tracks[aid] = new
+            else:
+                tracks.pop(aid, None)
+            if new.state is State.FIRING:
+                firing[aid] = severity
         for publisher in self._publishers:
             if emitted:
                 publisher.publish(emitted)
-        result = _result(cfg.model, version, m, report, now, firing, current)
+        result = _result(cfg.model, version, m, report, checks, now, firing, current)
         if not self._store(cfg.model, token, tracks, result):
             log.warning("model %s: lost the evaluator lease during evaluation", cfg.model)
         return emitted
@@ -206,35 +228,51 @@ def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> lis
     return out
 
 
+def _report_checks(report: DriftReport) -> list[Check]:
+    return [
+        Check(col.name, metric, col.metrics.get(metric), threshold,
+              None if col.verdict == "insufficient_data" else metric in col.fired)
+        for col in report.columns.values()
+        for metric, threshold in col.thresholds.items()
+    ]
+
+
+def _range_checks(cfg: ModelRules, current: DatasetProfile) -> list[Check]:
+    checks = []
+    for column, (lo, hi) in cfg.ranges.items():
+        value = out_of_range(current.columns.get(column), lo, hi)
+        breached = None if value is None else range_breaches(value, cfg.max_out_of_range)
+        checks.append(Check(column, "out_of_range", value, cfg.max_out_of_range, breached))
+    return checks
+
+
 def _alert(
-    cfg: ModelRules, version: str, m: Measurement, col: ColumnDrift, metric: str,
-    threshold: float, new: Track, old: Track, emit: Emit, severity: str, now: float,
-    report: DriftReport,
+    cfg: ModelRules, version: str, m: Measurement, check: Check, new: Track, old: Track,
+    emit: Emit, severity: str, now: float, rows: int,
 ) -> Alert:
-    mv = col.metrics.get(metric)
-    value = None if mv is None else round(mv.value, 6)
+    value = None if check.value is None else round(check.value.value, 6)
     firing = emit is not Emit.RESOLVED
     since = new.since if firing else old.since
     span = _span((m.end_ms - m.start_ms) / 1000)
+    what = "data quality" if check.quality else "drifted"
+    shown = "n/a" if value is None else f"{value:.4g}"
     if firing:
-        summary = (f"{col.name} {'drifted' if metric not in QUALITY_METRICS else 'data quality'}"
-                   f": {metric} {value:.4g} >= {threshold:.4g} over the last {span} "
-                   f"(n={report.rows})") if value is not None else f"{col.name}: {metric} breached"
+        summary = (f"{check.column} {what}: {check.metric} {shown} >= {check.threshold:.4g} "
+                   f"over the last {span} (n={rows})")
     else:
-        shown = f"{value:.4g}" if value is not None else "n/a"
-        summary = (f"{col.name} back to normal: {metric} {shown} < {threshold:.4g} "
-                   f"over the last {span}")
+        summary = (f"{check.column} back to normal: {check.metric} {shown} < "
+                   f"{check.threshold:.4g} over the last {span}")
     return Alert(
-        id=alert_id(cfg.model, col.name, metric),
+        id=alert_id(cfg.model, check.column, check.metric),
         state="firing" if firing else "resolved",
         severity=severity,
-        kind="data_quality" if metric in QUALITY_METRICS else "drift",
+        kind="data_quality" if check.quality else "drift",
         model=cfg.model,
         version=version,
-        column=col.name,
-        metric=metric,
+        column=check.column,
+        metric=check.metric,
         value=value,
-        threshold=threshold,
+        threshold=check.threshold,
         window=Window(rfc3339(m.start_ms / 1000), rfc3339(m.end_ms / 1000)),
         since=rfc3339(since) if since is not None else None,
         ts=rfc3339(now),
@@ -261,23 +299,32 @@ def _latency(profile: DatasetProfile) -> dict[str, float]:
 
 
 def _result(
-    model: str, version: str, m: Measurement, report: DriftReport, now: float,
-    firing: dict[str, str], current: DatasetProfile,
+    model: str, version: str, m: Measurement, report: DriftReport, checks: list[Check],
+    now: float, firing: dict[str, str], current: DatasetProfile,
 ) -> ModelResult:
+    metrics: dict[str, dict[str, MetricResult]] = {}
+    for c in checks:
+        if c.value is not None:
+            metrics.setdefault(c.column, {})[c.metric] = MetricResult(
+                c.value.value, c.value.error_bound, c.threshold, c.breached)
     columns = {
         c.name: ColumnResult(
             column=c.name, type=str(c.type), count=c.count,
             null_ratio=c.null_ratio if c.rows else None, verdict=c.verdict,
             metrics={
-                k: MetricResult(v.value, v.error_bound, c.thresholds.get(k),
-                                None if c.verdict == "insufficient_data" else k in c.fired)
-                for k, v in c.metrics.items()
+                **{k: MetricResult(v.value, v.error_bound, None, None)
+                   for k, v in c.metrics.items()},
+                **metrics.get(c.name, {}),
             },
             reasons=list(c.reasons),
         )
         for c in report.columns.values()
         if c.name != LATENCY_COLUMN
     }
+    for col in columns.values():
+        if any(mr.breached for mr in col.metrics.values()) and col.verdict != "drift":
+            columns[col.column] = msgspec.structs.replace(
+                col, verdict="drift", reasons=[*col.reasons, "out of its allowed range"])
     verdicts = {c.verdict for c in columns.values()}
     status = "drift" if "drift" in verdicts else (
         "insufficient_data" if verdicts and verdicts <= {"insufficient_data"} else "ok")

@@ -22,6 +22,10 @@ Same file as :mod:`driftline.models` (TOML or YAML); these keys sit beside ``win
     thresholds = { psi = 0.2, js = 0.15 }           # every column of the model
     columns = { income = { psi = 0.1 } }            # one column
 
+    [models.credit-risk]
+    ranges = { age = [18, 120], income = [0, "inf"] }   # allowed values (data quality)
+    max_out_of_range = 0.0    # share outside its range tolerated (0: any value alerts)
+
 Every key is checked: an unknown key, metric or negative threshold stops the worker
 with one message before it starts. Columns named in ``columns`` are checked against the
 model's reference when the worker starts (:func:`check_columns`).
@@ -42,13 +46,36 @@ from sketches.errors import ConfigError
 from sketches.metrics import METRIC_TEST
 from sketches.reference import Reference
 from sketches.rules import DEFAULT_THRESHOLDS, DriftRules
+from sketches.types import ColumnType
 
 RULE_KEYS = frozenset({"mode", "alpha", "correction", "learned", "k_sd", "thresholds", "columns"})
 SEVERITIES = ("info", "warning", "critical")
 DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"measure": "1h", "min_count": 100, "for": 1, "cooldown": "0s", "repeat": None,
-     "severity": "critical", "quality_severity": "warning", "rules": {}}
+     "severity": "critical", "quality_severity": "warning", "rules": {}, "ranges": {},
+     "max_out_of_range": 0.0}
 )
+
+
+def _bound(value: object, where: str) -> float | None:
+    if isinstance(value, str) and value.strip().lstrip("+-") in ("inf", "infinity"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ConfigError(f"{where}: a range bound must be a number or \"inf\" / \"-inf\", "
+                          f"got {value!r}")
+    return float(value)
+
+
+def _ranges(raw: object, where: str) -> dict[str, tuple[float | None, float | None]]:
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for column, pair in _table(raw, where).items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"{where}.{column}: expected [low, high], got {pair!r}")
+        lo, hi = _bound(pair[0], f"{where}.{column}"), _bound(pair[1], f"{where}.{column}")
+        if lo is not None and hi is not None and lo > hi:
+            raise ConfigError(f"{where}.{column}: low {lo:g} is above high {hi:g}")
+        out[column] = (lo, hi)
+    return out
 
 
 def _thresholds(raw: object, where: str) -> dict[str, float]:
@@ -110,6 +137,9 @@ def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
         cooldown_s=parse_duration_ms(merged["cooldown"], f"{where}.cooldown") / 1000,
         repeat_s=None if repeat is None else parse_duration_ms(repeat, f"{where}.repeat") / 1000,
     )
+    share = merged["max_out_of_range"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ConfigError(f"{where}.max_out_of_range: must be a share in [0, 1], got {share!r}")
     rules_raw = dict(_table(defaults.get("rules", {}), f"{where}.rules"))
     rules_raw.update(_table(merged["rules"], f"{where}.rules"))
     return ModelRules(
@@ -119,6 +149,8 @@ def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
         policy=policy,
         drift_severity=merged["severity"],
         quality_severity=merged["quality_severity"],
+        ranges=_ranges(merged["ranges"], f"{where}.ranges"),
+        max_out_of_range=float(share),
     )
 
 
@@ -142,10 +174,16 @@ def for_model(name: str, models: Mapping[str, ModelRules], fallback: ModelRules)
 
 
 def check_columns(rules: ModelRules, reference: Reference) -> None:
-    """Column overrides must name columns the reference has."""
-    unknown = sorted(set(rules.rules.column_thresholds) - set(reference.profile.columns))
+    """Column overrides and ranges must name columns the reference has."""
+    named = set(rules.rules.column_thresholds) | set(rules.ranges)
+    unknown = sorted(named - set(reference.profile.columns))
     if unknown:
         raise ConfigError(
             f"model {rules.model}: rules name unknown column(s) {unknown}; the reference has "
             f"{sorted(reference.profile.columns)}"
         )
+    cols = reference.profile.columns
+    not_numeric = sorted(c for c in rules.ranges if cols[c].column_type != ColumnType.NUMERIC)
+    if not_numeric:
+        raise ConfigError(f"model {rules.model}: ranges need numeric columns; {not_numeric} "
+                          "are not numeric in the reference")

@@ -50,6 +50,10 @@ def one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> N
         ('[models."bad name!"]\n', ("invalid model name",)),
         ('[models.m]\nwindows = "5m"\n', ("unknown keys", "windows")),
         ("[models.m\n", ("models file",)),
+        ('[models.m]\nranges = { age = [10, 1] }\n', ("ranges.age", "above high")),
+        ('[models.m]\nranges = { age = [0, "lots"] }\n', ("ranges.age", "range bound")),
+        ('[models.m]\nranges = { age = 5 }\n', ("expected [low, high]",)),
+        ('[models.m]\nmax_out_of_range = 2\n', ("max_out_of_range", "[0, 1]")),
         ("", ("no models listed",)),
     ],
 )
@@ -72,6 +76,19 @@ def test_rules_naming_a_column_the_reference_lacks(tmp_path: Path, kafka_bootstr
     models.write_text('[models.m]\nrules = { columns = { income = { psi = 0.1 } } }\n')
     one_clear_line(worker(models, kafka_bootstrap, redis_url, key_prefix),
                    "unknown column(s) ['income']", "['age']")
+
+
+def test_range_on_a_non_numeric_column(tmp_path: Path, kafka_bootstrap: str, redis_url: str,
+                                       key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ReferenceStore(client, key_prefix).put(
+        build_reference([{"country": ["DE", "FR"] * 100}], model="m", version="default",
+                        created="2026-11-23T00:00:00Z", chunks=0), "m")
+    client.close()
+    models = tmp_path / "models.toml"
+    models.write_text('[models.m]\nranges = { country = [0, 1] }\n')
+    one_clear_line(worker(models, kafka_bootstrap, redis_url, key_prefix),
+                   "ranges need numeric columns", "country")
 
 
 def test_lease_shorter_than_interval(tmp_path: Path, kafka_bootstrap: str, redis_url: str,

@@ -119,3 +119,41 @@ def test_fire_once_resolve_once_and_takeover(
     assert all(m["column"] == "income" for m in messages)
     publisher.close()
     client.close()
+
+
+def test_out_of_range_values_alert_as_data_quality(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str  # type: ignore[no-untyped-def]
+) -> None:
+    rng = np.random.default_rng(11)
+    alerts_topic = make_topic(1)
+    client = redis.Redis.from_url(redis_url)
+    refs = ReferenceStore(client, key_prefix)
+    refs.put(build_reference([batch(rng, 5000)], model="m", version="default",
+                             created="2026-11-23T00:00:00Z", chunks=0), "m")
+    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    snap = store.load(0)
+    publisher = KafkaAlertPublisher.connect(kafka_bootstrap, alerts_topic)
+    ev = Evaluator(client, prefix=key_prefix,
+                   models=[ModelRules("m", measure_ms=WINDOW_MS, ranges={"age": (0.0, 120.0)})],
+                   windows=WindowReader(store), references=refs, publishers=[publisher],
+                   lease=Lease(client, key_prefix, "a", 2000))
+    t0 = 1_800_000_000_000
+    for i, bad_ages in enumerate(([], [150.0, 200.0], [])):
+        prof = DatasetProfile()
+        cols = batch(rng, 3000)
+        cols["age"] = [min(max(a, 1.0), 99.0) for a in cols["age"]][: 3000 - len(bad_ages)] + bad_ages
+        prof.update(cols, 3000)
+        key = WindowKey("m", "1", t0 + i * WINDOW_MS)
+        store.write(Checkpoint(0, snap.epoch, (i + 1) * 3000, t0 + i * WINDOW_MS + 1,
+                               Counters(ok={"m": (i + 1) * 3000}), {key: prof.to_bytes()},
+                               {key: t0 + (i + 1) * WINDOW_MS}))
+        got = [(a.id, a.state, a.kind) for a in ev.run_once(now=float(i))]
+        expected = {0: [], 1: [("m/age/out_of_range", "firing", "data_quality")],
+                    2: [("m/age/out_of_range", "resolved", "data_quality")]}[i]
+        assert got == expected, (i, got)
+        if i == 1:
+            (result,) = ev.results()
+            metric = result.columns["age"].metrics["out_of_range"]
+            assert metric.breached and metric.value == pytest.approx(2 / 3000, abs=metric.error_bound)
+    publisher.close()
+    client.close()

@@ -49,3 +49,4 @@ def test_readme_models_file_is_valid(tmp_path: Path) -> None:
     assert rules.policy.for_evaluations == 2 and rules.policy.repeat_s == 3600
     assert rules.rules.correction == "bh"
     assert rules.rules.column_thresholds["income"]["psi"] == 0.1
+    assert rules.ranges == {"age": (18.0, 120.0), "income": (0.0, None)}
