@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from streams.checkpoint import Checkpointer
 from streams.core import Processor, Record
-from streams.dlq import DlqNotDelivered, DlqSender
-from streams.health import PartitionHealth, WorkerHealth
+from streams.dlq import DlqSender
+from streams.health import WorkerHealth
 from streams.retry import RetryAborted, RetryPolicy
-from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore
+from streams.state import RedisStateStore
 
 if TYPE_CHECKING:
     from streams.windows import ModelCatalog
@@ -101,12 +102,15 @@ class FaustRunner:
         self.store = store
         self.processor = processor
         self.config = config
-        self.redis_retry = redis_retry or RetryPolicy(REDIS_TRANSIENT, initial_s=0.1, max_s=2.0)
-        self.dlq_retry = dlq_retry or RetryPolicy((DlqNotDelivered,), initial_s=0.5, max_s=5.0)
         self.clock = clock
         self.sleep = sleep
         self.on_fatal = on_fatal
         self.health = WorkerHealth()
+        self._checkpointer = Checkpointer(
+            topic=config.topic, dlq=dlq, store=store, processor=processor, health=self.health,
+            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,
+        )
+        self.redis_retry = self._checkpointer.redis_retry
         self._stopping = False
         self._assigned: set[int] = set()  # Kafka's view of our partitions of the topic
         self._joined = False
@@ -238,31 +242,9 @@ class FaustRunner:
             self.on_fatal(EX_SOFTWARE)
 
     def checkpoint(self, partitions: list[int]) -> None:
-        """DLQ flush → one atomic Redis write per changed partition."""
-        started = self.clock()
-        stop = lambda: self._stopping  # noqa: E731
-        checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
-        if not checkpoints:
-            return
-        self.dlq_retry.call(self.dlq.flush, what="dlq flush", sleep=self.sleep, should_stop=stop)
-        for cp in checkpoints:
-            what = f"checkpoint topic={self.config.topic} partition={cp.partition}"
-            try:
-                self.redis_retry.call(partial(self.store.write, cp), what=what,
-                                      sleep=self.sleep, should_stop=stop)
-            except FencedError as exc:
-                log.warning("%s fenced, dropping the partition: %s", what, exc)
-                self.health.fenced += 1
-                self.processor.revoke(cp.partition)
-                self.health.partitions.pop(cp.partition, None)
-                continue
-            self.processor.flushed(cp)
-        self.health.record_flush(self.clock() - started)
-        for p in self.processor.partitions:
-            h = self.health.partitions.setdefault(p, PartitionHealth())
-            h.counters = self.processor.counters(p)
-            h.applied_offset = self.processor.applied_offset(p)
-            h.open_windows = self.processor.open_windows(p)
+        """DLQ flush → one atomic Redis write per changed partition (faust commits after)."""
+        self._checkpointer.flush(partitions, should_stop=lambda: self._stopping)
+        self._checkpointer.refresh_health()
 
     # -- rebalance hooks ---------------------------------------------------------------
     def _load(self, partition: int) -> None:

@@ -26,11 +26,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from streams.checkpoint import Checkpointer
 from streams.core import Processor, Record
-from streams.dlq import DlqNotDelivered, DlqSender
-from streams.health import PartitionHealth, WorkerHealth
+from streams.dlq import DlqSender
+from streams.health import WorkerHealth
 from streams.retry import RetryAborted, RetryPolicy
-from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore
+from streams.state import RedisStateStore
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,14 @@ class ConfluentRunner:
         self.store = store
         self.processor = processor
         self.config = config
-        self.redis_retry = redis_retry or RetryPolicy(REDIS_TRANSIENT, initial_s=0.1, max_s=2.0)
-        self.dlq_retry = dlq_retry or RetryPolicy((DlqNotDelivered,), initial_s=0.5, max_s=5.0)
         self.clock = clock
         self.sleep = sleep
         self.health = WorkerHealth()
+        self._checkpointer = Checkpointer(
+            topic=config.topic, dlq=dlq, store=store, processor=processor, health=self.health,
+            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,
+        )
+        self.redis_retry = self._checkpointer.redis_retry
         self._stopping = False
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
@@ -166,29 +170,9 @@ class ConfluentRunner:
     # -- checkpoints -------------------------------------------------------------------
     def checkpoint(self, partitions: list[int]) -> None:
         """DLQ flush → one atomic Redis write per changed partition → Kafka commit."""
-        started = self.clock()
-        stop = lambda: self._stopping  # noqa: E731
-        checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
-        if checkpoints:
-            self.dlq_retry.call(
-                self.dlq.flush, what="dlq flush", sleep=self.sleep, should_stop=stop
-            )
-        offsets: list[TopicPartition] = []
-        for cp in checkpoints:
-            what = f"checkpoint topic={self.config.topic} partition={cp.partition}"
-            try:
-                self.redis_retry.call(
-                    partial(self.store.write, cp), what=what, sleep=self.sleep,
-                    should_stop=stop,
-                )
-            except FencedError as exc:
-                log.warning("%s fenced, dropping the partition: %s", what, exc)
-                self.health.fenced += 1
-                self.processor.revoke(cp.partition)
-                self.health.partitions.pop(cp.partition, None)
-                continue
-            self.processor.flushed(cp)
-            offsets.append(TopicPartition(self.config.topic, cp.partition, cp.applied_offset + 1))
+        written = self._checkpointer.flush(partitions, should_stop=lambda: self._stopping)
+        offsets = [TopicPartition(self.config.topic, cp.partition, cp.applied_offset + 1)
+                   for cp in written]
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=True)
@@ -196,16 +180,10 @@ class ConfluentRunner:
                 log.warning("kafka commit failed (state is safe in Redis): %s", exc)
         self._since_checkpoint = 0
         self._last_checkpoint = self.clock()
-        if checkpoints:
-            self.health.record_flush(self._last_checkpoint - started)
         self._update_health()
 
     def _update_health(self) -> None:
-        for p in self.processor.partitions:
-            h = self.health.partitions.setdefault(p, PartitionHealth())
-            h.counters = self.processor.counters(p)
-            h.applied_offset = self.processor.applied_offset(p)
-            h.open_windows = self.processor.open_windows(p)
+        for p, h in self._checkpointer.refresh_health().items():
             try:
                 tp = TopicPartition(self.config.topic, p)
                 _low, high = self.consumer.get_watermark_offsets(tp, cached=True)

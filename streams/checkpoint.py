@@ -1,0 +1,90 @@
+"""The checkpoint step both runners share: DLQ flush → one atomic Redis write per partition.
+
+Order matters for "nothing lost, nothing counted twice": rejected records are delivered
+to the DLQ before the offsets that skip them are stored; each partition's changed
+windows and applied offset go to Redis in one fenced write; only the checkpoints that
+landed are returned, and only their offsets may then be committed to Kafka. A write
+refused by fencing drops that partition (another worker owns it now).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+
+from streams.core import Checkpoint, Processor
+from streams.dlq import DlqNotDelivered, DlqSender
+from streams.health import PartitionHealth, WorkerHealth
+from streams.retry import RetryPolicy
+from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore
+
+log = logging.getLogger(__name__)
+
+
+def default_redis_retry() -> RetryPolicy:
+    return RetryPolicy(REDIS_TRANSIENT, initial_s=0.1, max_s=2.0)
+
+
+def default_dlq_retry() -> RetryPolicy:
+    return RetryPolicy((DlqNotDelivered,), initial_s=0.5, max_s=5.0)
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        *,
+        topic: str,
+        dlq: DlqSender,
+        store: RedisStateStore,
+        processor: Processor,
+        health: WorkerHealth,
+        redis_retry: RetryPolicy | None = None,
+        dlq_retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.topic = topic
+        self.dlq = dlq
+        self.store = store
+        self.processor = processor
+        self.health = health
+        self.redis_retry = redis_retry or default_redis_retry()
+        self.dlq_retry = dlq_retry or default_dlq_retry()
+        self.clock = clock
+        self.sleep = sleep
+
+    def flush(self, partitions: list[int], should_stop: Callable[[], bool]) -> list[Checkpoint]:
+        """Checkpoint ``partitions``; the checkpoints now safe in Redis (commit those)."""
+        started = self.clock()
+        checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
+        if not checkpoints:
+            return []
+        self.dlq_retry.call(self.dlq.flush, what="dlq flush", sleep=self.sleep,
+                            should_stop=should_stop)
+        written: list[Checkpoint] = []
+        for cp in checkpoints:
+            what = f"checkpoint topic={self.topic} partition={cp.partition}"
+            try:
+                self.redis_retry.call(partial(self.store.write, cp), what=what,
+                                      sleep=self.sleep, should_stop=should_stop)
+            except FencedError as exc:
+                log.warning("%s fenced, dropping the partition: %s", what, exc)
+                self.health.fenced += 1
+                self.processor.revoke(cp.partition)
+                self.health.partitions.pop(cp.partition, None)
+                continue
+            self.processor.flushed(cp)
+            written.append(cp)
+        self.health.record_flush(self.clock() - started)
+        return written
+
+    def refresh_health(self) -> dict[int, PartitionHealth]:
+        """Copy the processor's per-partition figures into :attr:`health`."""
+        for p in self.processor.partitions:
+            h = self.health.partitions.setdefault(p, PartitionHealth())
+            h.counters = self.processor.counters(p)
+            h.applied_offset = self.processor.applied_offset(p)
+            h.open_windows = self.processor.open_windows(p)
+        return self.health.partitions
