@@ -182,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  alerts fired: {len(fired)} — " + (", ".join(fired) or "none"))
     console.print(f"  alerts resolved: {len(resolved)}")
     console.print(f"  alerts topic: {alerts}  (kcat -C -b {args.kafka_bootstrap} -t {alerts} -e)")
-    console.print(f"  dead letters: {dlq}; drift state: driftline status --key-prefix {prefix}")
+    console.print(f"  dead letters: {dlq}")
+    console.print(f"  drift state: driftline status --redis-url {args.redis_url} "
+                  f"--key-prefix {prefix}")
     console.print(f"  metrics were at http://127.0.0.1:{args.http_port}/metrics; logs in {work}")
     columns = {a.split("/")[1] for a in fired}
     expected = {"income", "tenure", "country"}
