@@ -66,7 +66,10 @@ class Measurement(Protocol):
 
 
 class WindowSource(Protocol):
-    def measurement(self, model: str, measure_ms: int) -> Measurement | None: ...
+    def measurements(self, measures: Mapping[str, int]) -> Mapping[str, Measurement]:
+        """model -> its measurement window (``measure_ms`` before the watermark); models
+        with no data are left out. One call per evaluation, so one read of the state."""
+        ...
 
 
 class ReferenceSource(Protocol):
@@ -148,14 +151,14 @@ class Evaluator:
         if token is None:
             return []
         published: list[Alert] = []
+        found = self._windows.measurements({cfg.model: cfg.measure_ms for cfg in self._models})
         for cfg in self._models:
-            published += self._evaluate(cfg, token, now)
+            m = found.get(cfg.model)
+            if m is not None:
+                published += self._evaluate(cfg, m, token, now)
         return published
 
-    def _evaluate(self, cfg: ModelRules, token: int, now: float) -> list[Alert]:
-        m = self._windows.measurement(cfg.model, cfg.measure_ms)
-        if m is None or not m.versions:
-            return []
+    def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
         version = max(m.versions, key=lambda v: m.versions[v].rows)
         current = DatasetProfile()
         for prof in m.versions.values():

@@ -9,6 +9,7 @@ watermark (the largest event time any partition has seen), not at the wall clock
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sketches.profile import DatasetProfile
@@ -37,21 +38,28 @@ class WindowReader:
     def measurement(self, model: str, measure_ms: int) -> Merged | None:
         """Merge, per version, every window of ``model`` starting in the last ``measure_ms``
         before the watermark; ``None`` when nothing was ever stored."""
+        return self.measurements({model: measure_ms}).get(model)
+
+    def measurements(self, measures: Mapping[str, int]) -> dict[str, Merged]:
+        """:meth:`measurement` for several models (model -> measure_ms) with one read of
+        the stored windows; models never stored are left out."""
         end = self.watermark_ms()
-        if end is None:
-            return None
-        start = end - measure_ms
-        versions: dict[str, DatasetProfile] = {}
-        for windows in self._store.windows(min_start_ms=start).values():
+        if end is None or not measures:
+            return {}
+        starts = {model: end - ms for model, ms in measures.items()}
+        merged = {model: Merged(start, end, {}) for model, start in starts.items()}
+        for windows in self._store.windows(min_start_ms=min(starts.values())).values():
             for key, blob in windows.items():
-                if key.model != model:
+                start = starts.get(key.model)
+                if start is None or key.start_ms < start:
                     continue
                 prof = DatasetProfile.from_bytes(blob)
+                versions = merged[key.model].versions
                 if key.version in versions:
                     versions[key.version].merge(prof)
                 else:
                     versions[key.version] = prof
-        return Merged(start, end, versions)
+        return {model: m for model, m in merged.items() if m.versions}
 
     def counters(self) -> Counters:
         """Counts over every partition: ok / late per model, invalid per reason."""
