@@ -140,7 +140,7 @@ event was handed to the producer.
 
 All runs: {", ".join(f"{x:.2f}" for x in latencies)} s.
 """
-    write_section("alert latency", body)
+    write_section("## alert latency\n" + body.strip("\n"))
     print(body)
 
 

@@ -32,7 +32,6 @@ DATA_DIR = HERE / ".data"
 DATA = DATA_DIR / "compare_1m_x26.parquet"
 REF_DATA = DATA_DIR / "compare_ref_200k_x26.parquet"
 REF = DATA_DIR / "compare_ref_200k_x26.dlr"
-RESULTS = HERE / "RESULTS.md"
 ROWS = 1_000_000
 REPEATS = 3
 
@@ -162,28 +161,17 @@ def main() -> int:
         "26 columns with the reference and prints JSON.",
         "",
     ]
+    from bench._results import write_section
+
     write_section("\n".join(lines))
     print("\n".join(lines))
     print(f"(data generation {gen_s:.1f} s; total {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
-def write_section(section: str) -> None:
-    """Replace (or append) the ``## compare`` section, leaving other sections untouched."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    start = text.find("\n## compare\n")
-    if text.startswith("## compare\n"):
-        start = 0
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        begin = start if start == 0 else start + 1
-        nxt = text.find("\n## ", begin + 3)
-        end = len(text) if nxt == -1 else nxt + 1
-        text = text[:begin] + section + ("\n" if nxt != -1 else "") + text[end:]
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]).parse_args()
     sys.path.insert(0, str(HERE.parent))
     sys.exit(main())

@@ -36,7 +36,8 @@ import msgspec
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-RESULTS = REPO / "bench" / "RESULTS.md"
+from bench._results import write_section  # noqa: E402
+
 T0_S = 1_795_420_800.0
 
 
@@ -241,17 +242,6 @@ def run_case(name: str, args: argparse.Namespace, topic: str, prefix: str) -> di
     return result
 
 
-def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("\n## stream\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[: start + 1] + section + (text[end:] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -321,7 +311,7 @@ def main() -> None:
     ])
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(section)
 
 
 if __name__ == "__main__":
