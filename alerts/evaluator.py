@@ -40,6 +40,7 @@ from alerts.results import (
 )
 from sketches.drift import DriftReport, compare_profiles
 from sketches.errors import StateFormatError
+from sketches.numeric import NumericProfile
 from sketches.profile import DatasetProfile
 from sketches.ranges import breaches as range_breaches
 from sketches.ranges import out_of_range
@@ -294,10 +295,9 @@ def _span(seconds: float) -> str:
 
 def _latency(profile: DatasetProfile) -> dict[str, float]:
     col = profile.columns.get(LATENCY_COLUMN)
-    quantiles = getattr(col, "quantiles", None)
-    if col is None or quantiles is None or col.count == 0:
+    if not isinstance(col, NumericProfile) or col.count == 0:
         return {}
-    values = quantiles(list(LATENCY_QUANTILES))
+    values = col.quantiles(list(LATENCY_QUANTILES))
     return {str(q): float(v) for q, v in zip(LATENCY_QUANTILES, values, strict=True)}
 
 
