@@ -105,3 +105,6 @@ def test_drift_fires_then_resolves_read_by_kcat(
     assert ok and float(ok.group(1)) >= 2000 * RUN_S * 0.9, metrics
     assert re.search(r'driftline_drift\{column="income",metric="psi",model="credit-risk"\}',
                      metrics), metrics
+    p99 = re.search(r'driftline_prediction_latency_ms\{model="credit-risk",quantile="0.99"\} (\S+)',
+                    metrics)
+    assert p99 and 0 < float(p99.group(1)) < 1000, metrics  # the simulator's latency_ms
