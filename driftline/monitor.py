@@ -105,7 +105,7 @@ class Monitor:
 
     # -- what is evaluated ------------------------------------------------------------
     def model_rules(self) -> list[ModelRules]:
-        names = set(self._models) | {i.model for i in self._refs.list()}
+        names = set(self._models) | self._refs.models()
         return [for_model(n, self._models, self._fallback) for n in sorted(names)]
 
     def check_config(self) -> None:

@@ -95,6 +95,14 @@ class ReferenceStore:
         self._cache.pop((model, version), None)
         return bool(deleted)
 
+    def models(self) -> set[str]:
+        """Names of the models with a stored reference (no reference is read)."""
+        names = set()
+        for member in self._client.smembers(self._index):
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            names.add(text.rpartition(":")[0])
+        return names
+
     def list(self) -> list[ReferenceInfo]:
         out: list[ReferenceInfo] = []
         for member in sorted(self._client.smembers(self._index)):

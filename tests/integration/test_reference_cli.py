@@ -49,6 +49,7 @@ def test_put_get_list_delete_and_fallback(tmp_path: Path, redis_url: str, key_pr
 
     client = redis.Redis.from_url(redis_url)
     store = ReferenceStore(client, key_prefix)
+    assert store.models() == {"m"}
     assert store.get("m", "8") is not None  # no version 8: falls back to default
     assert run("reference", "delete", "--model", "m", *common).returncode == 0
     assert store.get("m", "8") is None and store.get("m", "7") is not None
