@@ -27,9 +27,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine", ["confluent", "faust"])
 def test_200k_events_four_partitions_exact(
-    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
-    tmp_path: Path,
+    engine: str, kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str],
+    key_prefix: str, tmp_path: Path,
 ) -> None:
     topic = make_topic(4)
     values, exp = make_events(200_000, seed=1)
@@ -37,10 +38,11 @@ def test_200k_events_four_partitions_exact(
     ends = end_offsets(kafka_bootstrap, topic, 4)
     assert sum(ends.values()) == 200_000
     store = store_for(redis_url, key_prefix, topic)
-    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}"),
-               tmp_path / "worker.log")
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                          "--engine", engine), tmp_path / "worker.log")
     try:
-        w.wait_log("assigned topic=")
+        if engine == "confluent":
+            w.wait_log("assigned topic=")
         wait_applied(store, ends, 180, check=lambda: _alive(w))
         assert w.stop() == 0, w.tail()
     finally:

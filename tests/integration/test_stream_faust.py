@@ -1,5 +1,6 @@
 """The faust runner end to end (real Kafka, Redis, `driftline worker --engine faust`
-processes): the same exactness tests as the confluent runner (test_stream_exact.py)."""
+processes): the same exactness tests as the confluent runner (test_stream_exact.py, whose
+200k-event test runs on both engines)."""
 
 from __future__ import annotations
 
@@ -29,33 +30,6 @@ FAUST = ("--engine", "faust")
 
 def _alive(w: Worker) -> None:
     assert w.alive(), w.tail()
-
-
-@pytest.mark.timeout(240)
-def test_faust_200k_events_four_partitions_exact(
-    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
-    tmp_path: Path,
-) -> None:
-    topic = make_topic(4)
-    values, exp = make_events(200_000, seed=1)
-    produce(kafka_bootstrap, topic, values, 4)
-    ends = end_offsets(kafka_bootstrap, topic, 4)
-    assert sum(ends.values()) == 200_000
-    store = store_for(redis_url, key_prefix, topic)
-    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix,
-                          f"g-{uuid.uuid4().hex}", *FAUST), tmp_path / "worker.log")
-    try:
-        wait_applied(store, ends, 180, check=lambda: _alive(w))
-        assert w.stop() == 0, w.tail()
-    finally:
-        if w.alive():
-            w.kill9()
-    assert_exact(store, exp)
-    from streams.reader import WindowReader
-
-    counters = WindowReader(store).counters()
-    assert sum(counters.ok.values()) == 200_000
-    assert counters.late == {} and counters.invalid == {}
 
 
 @pytest.mark.timeout(300)
