@@ -40,6 +40,14 @@ def window(rng: np.random.Generator, n: int, shift: float) -> bytes:
     return prof.to_bytes()
 
 
+def write_window(store: RedisStateStore, epoch: int, start_ms: int, offset: int,
+                 profile: bytes, version: str = "7") -> None:
+    """Checkpoint one window of model m on partition 0 as a worker would."""
+    key = WindowKey("m", version, start_ms)
+    store.write(Checkpoint(0, epoch, offset, start_ms + WINDOW_MS - 1, Counters(ok={"m": offset}),
+                           {key: profile}, {key: start_ms + WINDOW_MS}))
+
+
 def read_alerts(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, object]]:
     """Every message on the (one-partition) topic, read by assignment up to its end."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
@@ -75,10 +83,7 @@ def test_fire_once_resolve_once_and_takeover(
     def put_window(start_ms: int, shift: float) -> None:
         nonlocal offset
         offset += 5000
-        key = WindowKey("m", "7", start_ms)
-        store.write(Checkpoint(0, snap.epoch, offset, start_ms + WINDOW_MS - 1,
-                               Counters(ok={"m": offset}), {key: window(rng, 5000, shift)},
-                               {key: start_ms + WINDOW_MS}))
+        write_window(store, snap.epoch, start_ms, offset, window(rng, 5000, shift))
 
     publisher = KafkaAlertPublisher.connect(kafka_bootstrap, alerts_topic)
 
@@ -143,10 +148,7 @@ def test_out_of_range_values_alert_as_data_quality(
         cols = batch(rng, 3000)
         cols["age"] = [min(max(a, 1.0), 99.0) for a in cols["age"]][: 3000 - len(bad_ages)] + bad_ages
         prof.update(cols, 3000)
-        key = WindowKey("m", "1", t0 + i * WINDOW_MS)
-        store.write(Checkpoint(0, snap.epoch, (i + 1) * 3000, t0 + i * WINDOW_MS + 1,
-                               Counters(ok={"m": (i + 1) * 3000}), {key: prof.to_bytes()},
-                               {key: t0 + (i + 1) * WINDOW_MS}))
+        write_window(store, snap.epoch, t0 + i * WINDOW_MS, (i + 1) * 3000, prof.to_bytes(), "1")
         got = [(a.id, a.state, a.kind) for a in ev.run_once(now=float(i))]
         expected = {0: [], 1: [("m/age/out_of_range", "firing", "data_quality")],
                     2: [("m/age/out_of_range", "resolved", "data_quality")]}[i]
