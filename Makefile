@@ -1,11 +1,17 @@
 # driftline — the two commands: `make demo` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
 STACK := driftline/stack/stack.sh
+VENV_SH := driftline/stack/venv.sh
+# Everything runs from the project virtualenv, installed from the committed lock file.
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+export VENV
+export PATH := $(BIN):$(PATH)
 # Tests and tools read the stack's addresses from here unless KAFKA_BOOTSTRAP/REDIS_URL are set.
 STACK_ENV = set -a; [ -n "$$KAFKA_BOOTSTRAP" ] && [ -n "$$REDIS_URL" ] || source <($(STACK) env); set +a
 
-.PHONY: help install test-tools stack stack-down stack-status lint unit integration test demo bench clean
+.PHONY: help install lock test-latest test-tools stack stack-down stack-status lint unit integration test demo bench clean
 
 help:
 	@echo "make demo        run driftline end to end on this machine (starts the stack)"
@@ -13,12 +19,21 @@ help:
 	@echo "make stack       start Kafka (KRaft) and Redis on 127.0.0.1 (no Docker)"
 	@echo "make stack-down  stop what 'make stack' started"
 	@echo "make bench       run the benchmarks, writing bench/RESULTS.md"
+	@echo "make lock        refresh requirements-lock.txt to the newest versions pyproject allows"
+	@echo "make test-latest unit tests in a throw-away venv with the newest releases (ignores the lock)"
 
-.install.stamp: pyproject.toml
-	$(PYTHON) -m pip install -q -e '.[dev]'
+$(VENV)/.installed: requirements-lock.txt pyproject.toml $(VENV_SH)
+	@$(VENV_SH) sync
 	@touch $@
 
-install: .install.stamp
+install: $(VENV)/.installed
+
+lock:
+	@$(VENV_SH) lock
+
+test-latest:
+	@$(VENV_SH) latest .venv-latest
+	.venv-latest/bin/python -m pytest tests/unit -q -p no:cacheprovider
 
 stack:
 	@$(STACK) up
@@ -30,25 +45,25 @@ stack-status:
 	@$(STACK) status
 
 lint: install
-	ruff check sketches streams alerts driftline tests bench
-	mypy
+	$(BIN)/ruff check sketches streams alerts driftline tests bench
+	$(BIN)/mypy
 
 unit: install
-	$(PYTHON) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q
 
 test-tools:
 	@$(STACK) tools
 
 integration: install test-tools stack
-	@$(STACK_ENV); $(PYTHON) -m pytest tests/integration tests/e2e -q
+	@$(STACK_ENV); $(PY) -m pytest tests/integration tests/e2e -q
 
 test: lint unit integration
 
 demo: install stack
-	@$(STACK_ENV); driftline demo
+	@$(STACK_ENV); $(BIN)/driftline demo
 
 bench: install stack
-	@$(STACK_ENV); for b in bench/*.py; do echo "== $$b"; $(PYTHON) $$b || exit 1; done
+	@$(STACK_ENV); for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .install.stamp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .install.stamp .pytest_cache .mypy_cache .ruff_cache .venv-latest

@@ -29,5 +29,5 @@ class StoredFormat(Generic[T]):
             raise StateFormatError(f"{self.what}: unknown magic or format version")
         try:
             return self._decoder.decode(data[len(self.magic):])
-        except msgspec.DecodeError as exc:
+        except Exception as exc:  # any library error on bad bytes is a format error
             raise StateFormatError(f"{self.what}: corrupt ({exc})") from exc

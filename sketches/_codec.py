@@ -57,5 +57,5 @@ def unpack(data: bytes, magic: bytes, version: int, body_type: type[T]) -> T:
         raise StateFormatError(f"{what} state corrupt: checksum mismatch")
     try:
         return msgspec.msgpack.decode(payload, type=body_type)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except Exception as exc:  # any library error on bad bytes is a format error
         raise StateFormatError(f"{what} state unreadable: {exc}") from exc

@@ -166,7 +166,7 @@ class CategoricalProfile(ColumnProfile):
         try:
             out._items = ds.frequent_strings_sketch.deserialize(s.items)
             out._hll = ds.hll_sketch.deserialize(s.hll)
-        except (RuntimeError, ValueError) as exc:
+        except Exception as exc:  # any library error on bad bytes is a format error
             raise StateFormatError(f"categorical profile: unreadable sketch: {exc}") from exc
         out._exact = None
         out._check(int(out._items.total_weight) == s.count, "sketch weight differs from count")

@@ -177,7 +177,7 @@ class NumericProfile(ColumnProfile):
         out = cls(s.k)
         try:
             out._kll = ds.kll_doubles_sketch.deserialize(s.kll)
-        except (RuntimeError, ValueError) as exc:
+        except Exception as exc:  # any library error on bad bytes is a format error
             raise StateFormatError(f"numeric profile: unreadable KLL sketch: {exc}") from exc
         out._count, out._missing, out._mismatched = s.count, s.missing, s.mismatched
         out._non_finite, out._min, out._max = s.non_finite, s.min, s.max

@@ -15,6 +15,7 @@ from typing import Annotated, Final
 import msgspec
 
 from sketches.errors import DriftlineError
+from streams.badinput import explain
 
 MODEL_PATTERN: Final = r"^[A-Za-z0-9._-]{1,128}$"
 DEFAULT_MAX_BYTES: Final = 1 << 20
@@ -35,7 +36,8 @@ REASONS: Final = (
 )
 
 ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_PATTERN)]
-FeatureValue = int | float | str | bool | None
+FeatureValue = float | str | bool | None
+"""Ints decode as floats (what the sketches take); one beyond float range is non_finite."""
 Prediction = float | str | dict[str, float]
 
 _MIN_TS_MS: Final = 0
@@ -57,7 +59,7 @@ class Event(msgspec.Struct, frozen=True):
     model: ModelName
     features: dict[str, FeatureValue]
     prediction: Prediction
-    version: str = "default"
+    version: ModelName = "default"
     id: str | None = None
     ts: str | float | None = None
     label: float | str | None = None
@@ -67,38 +69,20 @@ class Event(msgspec.Struct, frozen=True):
 _DECODER: Final = msgspec.json.Decoder(Event)
 
 
-def _validation_reason(text: str) -> str:
-    if text.startswith("Object missing required field"):
-        return "missing_field"
-    if text.startswith("Number out of range"):
-        return "non_finite"
-    if text.startswith("Expected `") and ", got `" in text:
-        return "wrong_type"
-    return "invalid_value"
-
-
 def decode_event(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
-    """Decode and validate one message value; raise :class:`InvalidEvent` on any failure."""
+    """Decode and validate one message value; raise :class:`InvalidEvent` on any failure.
+
+    The reason comes from the input itself (:func:`streams.badinput.explain`), never from
+    the decoder's exception type or wording."""
     if not value:
         raise InvalidEvent("empty", "message value is empty")
     if len(value) > max_bytes:
         raise InvalidEvent("oversized", f"{len(value)} bytes > limit {max_bytes}")
     try:
         event = _DECODER.decode(value)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        raise InvalidEvent(_validation_reason(text), text) from None
-    except msgspec.DecodeError as exc:
-        text = str(exc)
-        if b"NaN" in value or b"Infinity" in value:
-            raise InvalidEvent("non_finite", text) from None
-        raise InvalidEvent("invalid_json", text) from None
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent("not_utf8", str(exc)) from None
-    except RecursionError:
-        raise InvalidEvent("too_deep", "nesting too deep") from None
-    except Exception as exc:  # a payload must never crash the worker
-        raise InvalidEvent("invalid_json", f"{type(exc).__name__}: {exc}") from None
+    except Exception:  # whatever msgspec raises, and however it words it
+        reason, message = explain(value)
+        raise InvalidEvent(reason, message) from None
     _check_finite(event)
     return event
 

@@ -25,30 +25,8 @@ CACHE=${DRIFTLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/driftline}
 LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
 WAIT_SECONDS=${STACK_WAIT_SECONDS:-90}
 
-say() { printf 'stack: %s\n' "$*" >&2; }
-die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-alive() { # alive PIDFILE -> true when the pid in it is a live process (a zombie is not)
-  [ -f "$1" ] || return 1
-  local state; state=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "${state:0:1}" != Z ]
-}
-
-need_cmd() { command -v "$1" >/dev/null 2>&1; }
-
-install_packages() { # install_packages CMD:DEBIAN_PACKAGE... (only the missing ones)
-  local missing=() pair
-  for pair in "$@"; do need_cmd "${pair%%:*}" || missing+=("${pair#*:}"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  need_cmd apt-get || die "missing ${missing[*]} and no apt-get to install them; install them yourself"
-  say "installing ${missing[*]} (apt-get)"
-  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
-}
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 STACK_PACKAGES=(java:openjdk-17-jre-headless mvn:maven redis-server:redis-server redis-cli:redis-tools kcat:kcat)
 # Used by the tests only: compose validation without an engine, promtool, a real Prometheus.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.badinput import MAX_DEPTH, contract_violation, explain, nesting_depth
 from streams.events import REASONS, Event, InvalidEvent, decode_event, event_time_ms
 
 GOOD = {"model": "credit-risk", "features": {"age": 42, "country": "DE", "t": None},
@@ -59,6 +61,13 @@ def test_good_event_decodes_with_defaults() -> None:
         (enc({"model": "m" * 129, "features": {}, "prediction": 1}), "invalid_value"),
         (enc({"model": "", "features": {}, "prediction": 1}), "invalid_value"),
         (enc({"model": "m", "features": {}, "prediction": {}}), "invalid_value"),
+        (enc({"model": "m", "version": "v|2", "features": {}, "prediction": 1}), "invalid_value"),
+        (enc({"model": "m", "version": 7, "features": {}, "prediction": 1}), "wrong_type"),
+        (b'{"model":"m","features":{"a":1' + b"0" * 400 + b'},"prediction":1}', "non_finite"),
+        (b'{"model":"m","features":{"a":1' + b"0" * 5000 + b'},"prediction":1}', "non_finite"),
+        (b'{"model":"m","features":{"\xc3":1},"prediction":1}', "not_utf8"),
+        (b'\xef\xbb\xbf{"model":"m","features":{},"prediction":1}', "invalid_json"),
+        (b'{"model":"m","features":{"a":"' + b"[" * 5000 + b'"},"prediction":[]}', "wrong_type"),
     ],
 )
 def test_malformed_reasons(value: bytes, expected: str) -> None:
@@ -141,3 +150,54 @@ def test_fuzz_random_json_events(obj: dict[str, object]) -> None:
 @given(json_values)
 def test_fuzz_any_json(obj: object) -> None:
     _check(json.dumps(obj).encode())
+
+
+def test_nesting_depth_ignores_brackets_in_strings() -> None:
+    assert nesting_depth(b'{"a": "[[[{{{", "b": [[1]], "c": "\\"]]]"}') == 3
+    assert nesting_depth(b"[" * (MAX_DEPTH + 1)) == MAX_DEPTH + 1
+    assert nesting_depth(b"1") == 0
+
+
+def _all_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_all_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_all_finite, value))
+    return True
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "model": st.sampled_from(["m", "credit-risk", "", "a b", "x" * 129, 3, None]),
+            "version": st.sampled_from(["7", "v|2", "", 7, None, "canary.1"]),
+            "features": st.one_of(st.dictionaries(st.text(max_size=5), json_values, max_size=4),
+                                  json_values),
+            "prediction": st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                                    st.integers(), st.text(max_size=3), st.booleans(),
+                                    st.dictionaries(st.text(max_size=3), json_values, max_size=3),
+                                    json_values),
+            "id": json_values,
+            "label": json_values,
+            "ts": st.one_of(st.floats(allow_nan=False), st.text(max_size=5), json_values),
+            "latency_ms": json_values,
+        },
+    )
+)
+def test_fast_decoder_agrees_with_the_contract(obj: dict[str, object]) -> None:
+    """msgspec (the fast path) accepts exactly what driftline's own contract check accepts,
+    so a new msgspec release that decodes differently fails here, not in production."""
+    value = json.dumps(obj).encode()
+    try:
+        decode_event(value)
+        accepted, why = True, None
+    except InvalidEvent as exc:
+        accepted, why = False, exc.reason
+        assert why == explain(value)[0]
+    parsed = json.loads(value)
+    contract_ok = _all_finite(parsed) and contract_violation(parsed) is None
+    assert accepted == contract_ok, (obj, why)
