@@ -7,7 +7,7 @@ import msgspec
 from sketches import _codec
 from sketches.column import ColumnProfile
 from sketches.types import ColumnType
-from sketches.values import ColumnValues, bool_batch
+from sketches.values import BoolBatch, ColumnValues, bool_batch
 
 
 class _BooleanState(msgspec.Struct, array_like=True):
@@ -27,8 +27,14 @@ class BooleanProfile(ColumnProfile):
         super().__init__()
         self._true = 0
 
-    def update(self, values: ColumnValues) -> None:
-        b = bool_batch(values)
+    def prepare(self, values: ColumnValues) -> object:
+        return bool_batch(values)
+
+    def rejected(self, n: int) -> object:
+        return BoolBatch(0, 0, 0, n)
+
+    def apply(self, b: object) -> None:
+        assert isinstance(b, BoolBatch)
         self._true += b.true
         self._count += b.true + b.false
         self._missing += b.missing

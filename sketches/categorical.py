@@ -17,7 +17,7 @@ from sketches import _codec
 from sketches.column import ColumnProfile
 from sketches.errors import StateFormatError
 from sketches.types import ColumnType
-from sketches.values import ColumnValues, counts_batch
+from sketches.values import ColumnValues, CountsBatch, counts_batch
 
 DEFAULT_EXACT_CAP = 2048
 """Distinct values kept exactly (a 2,048-level column costs ~30 KB); beyond, sketch mode."""
@@ -53,8 +53,14 @@ class CategoricalProfile(ColumnProfile):
         self._hll: ds.hll_sketch | None = None
 
     # --------------------------------------------------------------- verbs
-    def update(self, values: ColumnValues) -> None:
-        batch = counts_batch(values)
+    def prepare(self, values: ColumnValues) -> object:
+        return counts_batch(values)
+
+    def rejected(self, n: int) -> object:
+        return CountsBatch({}, 0, n)
+
+    def apply(self, batch: object) -> None:
+        assert isinstance(batch, CountsBatch)
         self._missing += batch.missing
         self._mismatched += batch.mismatched
         self._add_counts(batch.counts)

@@ -63,9 +63,22 @@ class ColumnProfile(abc.ABC):
         return self._mismatched / self.total if self.total else 0.0
 
     # --------------------------------------------------------------- verbs
-    @abc.abstractmethod
     def update(self, values: ColumnValues) -> None:
         """Add one batch of values."""
+        self.apply(self.prepare(values))
+
+    @abc.abstractmethod
+    def prepare(self, values: ColumnValues) -> object:
+        """The typed batch :meth:`apply` takes; changes nothing (so a batch of several
+        columns can be prepared in full before any column changes)."""
+
+    @abc.abstractmethod
+    def apply(self, batch: object) -> None:
+        """Add a batch made by :meth:`prepare` or :meth:`rejected`."""
+
+    @abc.abstractmethod
+    def rejected(self, n: int) -> object:
+        """A batch of ``n`` values this profile could not take (counted as mismatched)."""
 
     def add_missing(self, n: int) -> None:
         """Count ``n`` rows in which this column had no value."""
@@ -114,8 +127,15 @@ class NullProfile(ColumnProfile):
     column_type = ColumnType.UNKNOWN
     MAGIC = b"DLCN"
 
-    def update(self, values: ColumnValues) -> None:
-        self._missing += len(values)
+    def prepare(self, values: ColumnValues) -> object:
+        return len(values)
+
+    def apply(self, batch: object) -> None:
+        assert isinstance(batch, int)
+        self._missing += batch
+
+    def rejected(self, n: int) -> object:
+        return n  # no type yet: nothing to mismatch
 
     def _merge_same(self, other: NullProfile) -> None:
         pass

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sketches.column import ColumnProfile, NullProfile
-from sketches.metrics import METRIC_TEST, MetricSet, column_metrics, quality_metrics
+from sketches.columns import new_column
+from sketches.metrics import METRIC_TEST, MetricSet, column_metrics
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from sketches.rules import DriftRules
@@ -108,7 +109,6 @@ class _Pending:
     reasons: list[str]
     dist_ok: bool
     quality_ok: bool
-    forced_drift: bool = False
 
 
 def compare_profiles(
@@ -171,24 +171,25 @@ def _prepare(
     if name in learned:
         thresholds.update(learned[name])
         thresholds.update(rules.column_thresholds.get(name, {}))
-    forced = False
     if (
         ColumnType.UNKNOWN not in (ref.column_type, cur.column_type)
         and ref.column_type != cur.column_type
     ):
-        metrics = quality_metrics(ref, cur)
+        # The reference decides a column's type: values of another type are mismatches,
+        # so a type change is measured (and alerts) as the ``type_mismatch`` check.
         reasons.append(f"type changed: {ref.column_type} -> {cur.column_type}")
-        forced = True
-    else:
-        metrics = column_metrics(ref, cur)
+        retyped = new_column(ref.column_type, kll_k=current.kll_k)
+        retyped.merge(cur)
+        cur = retyped
+    metrics = column_metrics(ref, cur)
     dist_ok = min(ref.count, cur.count) >= rules.min_count
     quality_ok = min(ref.total, cur.total) >= rules.min_count
-    return _Pending(name, ref, cur, metrics, thresholds, reasons, dist_ok, quality_ok, forced)
+    return _Pending(name, ref, cur, metrics, thresholds, reasons, dist_ok, quality_ok)
 
 
 def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: int) -> ColumnDrift:
     reasons = list(p.reasons)
-    fired = p.forced_drift
+    fired = False
     fired_metrics: set[str] = set()
     for metric, mv in p.metrics.metrics.items():
         test = METRIC_TEST.get(metric, "distribution")

@@ -15,7 +15,7 @@ from sketches.column import ColumnProfile
 from sketches.distribution import Distribution, FloatArray
 from sketches.errors import StateFormatError
 from sketches.types import ColumnType
-from sketches.values import ColumnValues, numeric_batch
+from sketches.values import ColumnValues, NumericBatch, numeric_batch
 
 DEFAULT_KLL_K = 800
 """KLL ``k``. Chosen by measurement (sketches/README.md): with k=800 the KLL double-sided
@@ -56,8 +56,14 @@ class NumericProfile(ColumnProfile):
         self._m2 = 0.0
 
     # --------------------------------------------------------------- verbs
-    def update(self, values: ColumnValues) -> None:
-        batch = numeric_batch(values)
+    def prepare(self, values: ColumnValues) -> object:
+        return numeric_batch(values)
+
+    def rejected(self, n: int) -> object:
+        return NumericBatch(np.empty(0), 0, n)
+
+    def apply(self, batch: object) -> None:
+        assert isinstance(batch, NumericBatch)
         self._missing += batch.missing
         self._mismatched += batch.mismatched
         arr = batch.values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -16,6 +17,15 @@ from sketches.types import ColumnType
 from sketches.values import ColumnValues, infer_type
 
 __all__ = ["DEFAULT_KLL_K", "DatasetProfile"]
+
+log = logging.getLogger(__name__)
+
+
+def _safe_infer(values: ColumnValues) -> ColumnType:
+    try:
+        return infer_type(values)
+    except Exception:  # an exotic value: leave the type open, prepare() counts it
+        return ColumnType.UNKNOWN
 
 
 class _ProfileState(msgspec.Struct, array_like=True):
@@ -57,19 +67,31 @@ class DatasetProfile:
                 raise InputDataError(
                     f"column {name!r} has {len(values)} values in a batch of {n_rows} rows"
                 )
+        # Two phases, so the batch lands whole or not at all: every column's values are
+        # typed first (nothing changes), then applied. A column whose values cannot be
+        # typed counts the batch as mismatched instead of leaving the profile half-updated.
+        staged: list[tuple[str, ColumnProfile, object]] = []
         for name, values in columns.items():
             prof = self._columns.get(name)
             if prof is None:
                 prof = NullProfile()
                 prof.add_missing(self._rows)
             if isinstance(prof, NullProfile):
-                inferred = infer_type(values)
+                inferred = _safe_infer(values)
                 if inferred is not ColumnType.UNKNOWN:
                     typed = new_column(inferred, kll_k=self._kll_k)
                     typed.add_missing(prof.missing)
                     prof = typed
+            try:
+                batch = prof.prepare(values)
+            except Exception:  # values no converter foresaw: data, never a crash
+                log.warning("column %r: %d values could not be typed; counted as mismatched",
+                            name, n_rows, exc_info=True)
+                batch = prof.rejected(n_rows)
+            staged.append((name, prof, batch))
+        for name, prof, batch in staged:
             self._columns[name] = prof
-            prof.update(values)
+            prof.apply(batch)
         for name, prof in self._columns.items():
             if name not in columns:
                 prof.add_missing(n_rows)

@@ -137,14 +137,17 @@ def numeric_batch(values: ColumnValues) -> NumericBatch:
     append = nums.append
     for v in values:
         t = type(v)
-        if t is float or t is int:
+        if t is float:
             append(v)  # type: ignore[arg-type,unused-ignore]
         elif v is None:
             missing += 1
         elif isinstance(v, int | float | np.integer | np.floating) and not isinstance(
             v, bool | np.bool_
         ):
-            append(float(v))
+            try:
+                append(float(v))
+            except OverflowError:  # an int beyond float range: no sketch can take it
+                mismatched += 1
         else:
             mismatched += 1
     return _from_float_array(np.asarray(nums, dtype=np.float64), missing, mismatched)
@@ -186,7 +189,7 @@ def counts_batch(values: ColumnValues) -> CountsBatch:
     if _kinds(values) <= _STRING_KINDS:  # fast path: strings and None only
         counts = Counter(values)
         missing = counts.pop(None, 0)
-        return CountsBatch(dict(counts), missing, 0)  # type: ignore[arg-type,unused-ignore]
+        return _encodable(dict(counts), missing, 0)  # type: ignore[arg-type,unused-ignore]
     strings: list[str] = []
     missing = mismatched = 0
     append = strings.append
@@ -199,7 +202,22 @@ def counts_batch(values: ColumnValues) -> CountsBatch:
             append(str(v))
         else:
             mismatched += 1
-    return CountsBatch(dict(Counter(strings)), missing, mismatched)
+    return _encodable(dict(Counter(strings)), missing, mismatched)
+
+
+def _encodable(counts: dict[str, int], missing: int, mismatched: int) -> CountsBatch:
+    """Strings that are no Unicode text (lone surrogates) cannot be stored: mismatched."""
+    if "".join(counts).isascii():
+        return CountsBatch(counts, missing, mismatched)
+    bad = []
+    for key in counts:
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(key)
+    for key in bad:
+        mismatched += counts.pop(key)
+    return CountsBatch(counts, missing, mismatched)
 
 
 # ---------------------------------------------------------------- boolean

@@ -73,6 +73,21 @@ def _non_finite(value: object) -> bool:
     return False
 
 
+def _lone_surrogate(value: object) -> bool:
+    """True when a string (or key) holds a \\ud800-style escape that is no character."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 # Optional fields: name -> (accepted kinds, described). Required ones are checked by hand.
 _OPTIONAL: Final = {
     "version": ({"string"}, "a string"),
@@ -156,4 +171,6 @@ def explain(value: bytes) -> tuple[str, str]:
     found = contract_violation(obj)
     if found:
         return found
+    if _lone_surrogate(obj):
+        return "invalid_value", "a string escapes a lone UTF-16 surrogate (not a character)"
     return "invalid_value", "the event breaks the contract in a way not classified"

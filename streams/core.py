@@ -14,15 +14,24 @@ Independent of any Kafka library, Redis and the clock; both runners (confluent-k
 
 Guarantees the runner relies on: records at or below the partition's applied offset are
 skipped (so replays after a crash count nothing twice); records for partitions not
-assigned are ignored; the watermark (largest event time seen) and lateness decision are
-computed record by record in offset order and stored with the offset, so the result
-does not depend on how the stream is cut into batches.
+assigned are ignored; the watermarks (largest event time seen, per partition *and model*)
+and lateness decisions are computed record by record in offset order and stored with the
+offset, so the result does not depend on how the stream is cut into batches. One model's
+clock never moves another model's windows, and an event further than ``max_future_ms``
+ahead of its Kafka timestamp is ``bad_ts`` (it would otherwise make later events late).
+
+Nothing in a payload makes :meth:`Processor.process` raise: bad records are rejected
+with a reason, values a sketch cannot take are counted as type mismatches
+(:meth:`DatasetProfile.update`), and names beyond the :class:`Limits` are rejected with
+reason ``limit``. Should anything still raise, the runner discards the processor's
+in-memory state without checkpointing it and resumes from Redis: a batch reaches the
+store all or nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -44,8 +53,25 @@ log = logging.getLogger(__name__)
 
 NO_OFFSET = -1
 NO_WATERMARK = -(1 << 62)
-DEFAULT_MAX_FUTURE_MS = 24 * 3600 * 1000
+DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000
+"""Allowed event-time skew ahead of the Kafka timestamp (below the default retention)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on names taken from payloads, so no producer can grow state or metrics
+    without end. ``models``: models a partition accepts that are not in the models file
+    (listed models are always accepted). ``columns``: columns in one window of a model
+    (features + prediction columns). Events beyond either are rejected with ``limit``."""
+
+    models: int = 100
+    columns: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.models < 1 or self.columns < 1:
+            raise ValueError("limits must be >= 1")
 _MAX_FAST_TS_S = 253_402_300_799.0  # epoch-seconds ts below this need no further checks
+_PREDICTION_COLUMNS = 2  # room kept for ``prediction`` and ``latency_ms`` in the limit
 
 
 class Record(NamedTuple):
@@ -77,6 +103,11 @@ class PartitionSnapshot:
     watermark_ms: int = NO_WATERMARK
     counters: Counters = field(default_factory=Counters)
     windows: Mapping[WindowKey, bytes] = field(default_factory=dict)
+    watermarks: Mapping[str, int] = field(default_factory=dict)
+    """Per model; a model missing here (state written before 0.2) uses ``watermark_ms``."""
+
+    def model_watermark(self, model: str) -> int:
+        return self.watermarks.get(model, self.watermark_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +122,25 @@ class Checkpoint:
     counters: Counters
     windows: Mapping[WindowKey, bytes]
     window_ends_ms: Mapping[WindowKey, int]
+    watermarks: Mapping[str, int] = field(default_factory=dict)
+    """Per model (``watermark_ms`` is their maximum)."""
 
 
 @dataclass(slots=True)
 class _Partition:
     epoch: int
     applied: int
-    watermark: int
+    watermarks: dict[str, int]  # per model; every model the partition accepted is a key
     counters: Counters
     windows: dict[WindowKey, DatasetProfile]
     ends: dict[WindowKey, int] = field(default_factory=dict)  # start + window + retention
     dirty: set[WindowKey] = field(default_factory=set)
     flushed_offset: int = NO_OFFSET
+    columns: dict[WindowKey, set[str]] = field(default_factory=dict)  # names per window
+
+    @property
+    def watermark(self) -> int:
+        return max(self.watermarks.values(), default=NO_WATERMARK)
 
 
 class Processor:
@@ -114,13 +152,17 @@ class Processor:
         *,
         max_event_bytes: int = DEFAULT_MAX_BYTES,
         max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
+        limits: Limits | None = None,
     ):
         """``max_future_ms``: an event time further than this ahead of its Kafka timestamp
-        is ``bad_ts`` — one event from the far future would otherwise move the partition's
+        is ``bad_ts`` — one event from the far future would otherwise move its model's
         watermark and make every later event "late"."""
+        if max_future_ms < 0:
+            raise ValueError("max_future_ms must be >= 0")
         self.catalog = catalog
         self.max_event_bytes = max_event_bytes
         self.max_future_ms = max_future_ms
+        self.limits = limits or Limits()
         self._parts: dict[int, _Partition] = {}
 
     # -- assignment ------------------------------------------------------------------
@@ -128,19 +170,22 @@ class Processor:
         """Take ownership of ``snap.partition`` with the state loaded from the store."""
         windows: dict[WindowKey, DatasetProfile] = {}
         ends: dict[WindowKey, int] = {}
+        models = set(snap.watermarks) | set(snap.counters.ok) | set(snap.counters.late)
+        watermarks = {m: snap.model_watermark(m) for m in models}
         for key, blob in snap.windows.items():
             spec = self.catalog.get(key.model)
             if spec is None:
                 continue
             end = key.start_ms + spec.window_ms + spec.retention_ms
-            if end <= snap.watermark_ms:
+            if end <= snap.model_watermark(key.model):
                 continue  # closed: only kept in the store for readers
             windows[key] = DatasetProfile.from_bytes(blob)
             ends[key] = end
+            watermarks.setdefault(key.model, snap.model_watermark(key.model))
         self._parts[snap.partition] = _Partition(
             epoch=snap.epoch,
             applied=snap.applied_offset,
-            watermark=snap.watermark_ms,
+            watermarks=watermarks,
             counters=snap.counters.copy(),
             windows=windows,
             ends=ends,
@@ -150,6 +195,11 @@ class Processor:
     def revoke(self, partition: int) -> None:
         """Forget a partition (after its final checkpoint, or when fenced/lost)."""
         self._parts.pop(partition, None)
+
+    def discard(self) -> None:
+        """Forget every partition *without* a checkpoint: after a failure in the middle of
+        a batch, whatever is in memory may be half applied; the state resumes from Redis."""
+        self._parts.clear()
 
     @property
     def partitions(self) -> list[int]:
@@ -175,7 +225,6 @@ class Processor:
         parts = self._parts
         max_bytes = self.max_event_bytes
         max_future = self.max_future_ms
-        catalog_get = self.catalog.get
         specs: dict[str, ModelSpec | None] = {}
         fast_decode = _EVENT_DECODER.decode
         for rec in records:
@@ -199,7 +248,7 @@ class Processor:
                 if model in specs:
                     spec = specs[model]
                 else:
-                    spec = specs[model] = catalog_get(model)
+                    spec = specs[model] = self._spec(model)
                 if spec is None:
                     raise InvalidEvent("unknown_model", f"model {ev.model!r} is not configured")
                 raw_ts = ev.ts
@@ -207,24 +256,34 @@ class Processor:
                     ts = round(raw_ts * 1000)
                 else:
                     ts = event_time_ms(ev, rec.timestamp_ms)
-                if ts > rec.timestamp_ms + max_future > max_future:  # Kafka ts known (> 0)
+                if ts > rec.timestamp_ms + max_future and rec.timestamp_ms > 0:
                     raise InvalidEvent(
                         "bad_ts", f"ts {ts} is over {max_future} ms ahead of the Kafka timestamp"
                     )
+                wms = st.watermarks
+                mark = wms.get(model)
+                if mark is None:
+                    self._admit_model(st, model)
+                    mark = NO_WATERMARK
+                size = spec.window_ms
+                start = ts - ts % size
+                if start + size + spec.retention_ms <= mark:  # (never when ts > mark)
+                    late = st.counters.late
+                    late[model] = late.get(model, 0) + 1
+                    continue
+                self._admit_columns(st, WindowKey(model, ev.version, start), ev)
+                if ts > mark:
+                    wms[model] = ts
             except InvalidEvent as exc:
-                inv = st.counters.invalid
-                inv[exc.reason] = inv.get(exc.reason, 0) + 1
-                rejected.append(Rejected(rec, exc.reason, exc.message))
+                self._reject(st, rejected, rec, exc.reason, exc.message)
                 continue
-            if ts > st.watermark:
-                st.watermark = ts
-            size = spec.window_ms
-            start = ts - ts % size
-            if start + size + spec.retention_ms <= st.watermark:
-                late = st.counters.late
-                late[ev.model] = late.get(ev.model, 0) + 1
+            except Exception as exc:  # a bug, not the payload's fault: never stop the stream
+                log.exception("topic partition=%d offset=%d: could not process the record",
+                              rec.partition, rec.offset)
+                self._reject(st, rejected, rec, "invalid_value",
+                             f"could not be processed ({type(exc).__name__})")
                 continue
-            gkey = (rec.partition, ev.model, ev.version, start)
+            gkey = (rec.partition, model, ev.version, start)
             group = groups.get(gkey)
             if group is None:
                 groups[gkey] = (spec, [ev])
@@ -236,6 +295,47 @@ class Processor:
             ok[model] = ok.get(model, 0) + len(events)
             self._apply(st, WindowKey(model, version, start), spec, events)
         return rejected
+
+    @staticmethod
+    def _reject(st: _Partition, out: list[Rejected], rec: Record, reason: str, msg: str) -> None:
+        inv = st.counters.invalid
+        inv[reason] = inv.get(reason, 0) + 1
+        out.append(Rejected(rec, reason, msg))
+
+    def _spec(self, model: str) -> ModelSpec | None:
+        return self.catalog.get(model)
+
+    def _admit_model(self, st: _Partition, model: str) -> None:
+        """A model new to this partition: listed ones always, others up to the limit."""
+        if model in self.catalog.models:
+            return
+        implicit = sum(1 for m in st.watermarks if m not in self.catalog.models)
+        if implicit >= self.limits.models:
+            raise InvalidEvent(
+                "limit", f"partition already holds {implicit} models not in the models file "
+                f"(limit {self.limits.models}); list {model!r} in the models file"
+            )
+
+    def _admit_columns(self, st: _Partition, key: WindowKey, ev: Event) -> None:
+        """Reject an event that would take its window past the column limit."""
+        known = st.columns.get(key)
+        if known is None:
+            profile = st.windows.get(key)
+            known = st.columns[key] = set(profile.columns) if profile is not None else set()
+        names: Set[str] = ev.features.keys()
+        pred = ev.prediction
+        if isinstance(pred, dict):
+            names = names | {f"prediction.{c}" for c in pred}
+        if names <= known:
+            return
+        new = names - known
+        limit = self.limits.columns
+        if len(known) + len(new) + _PREDICTION_COLUMNS > limit:
+            raise InvalidEvent(
+                "limit", f"window {key.encode()} would hold over {limit} columns "
+                f"({len(known)} known, {len(new)} new)"
+            )
+        known |= new
 
     def _apply(self, st: _Partition, key: WindowKey, spec: ModelSpec, events: list[Event]) -> None:
         profile = st.windows.get(key)
@@ -261,6 +361,7 @@ class Processor:
             counters=st.counters.copy(),
             windows={k: st.windows[k].to_bytes() for k in st.dirty},
             window_ends_ms={k: st.ends[k] for k in st.dirty},
+            watermarks={m: w for m, w in st.watermarks.items() if w != NO_WATERMARK},
         )
 
     def flushed(self, cp: Checkpoint) -> None:
@@ -270,10 +371,13 @@ class Processor:
             return
         st.flushed_offset = cp.applied_offset
         st.dirty.difference_update(cp.windows)
-        closed = [k for k, end in st.ends.items() if end <= st.watermark and k not in st.dirty]
+        wms = st.watermarks
+        closed = [k for k, end in st.ends.items()
+                  if end <= wms.get(k.model, NO_WATERMARK) and k not in st.dirty]
         for k in closed:
             del st.windows[k]
             del st.ends[k]
+            st.columns.pop(k, None)
 
 
 def columnarise(events: Sequence[Event]) -> dict[str, Sequence[object]]:

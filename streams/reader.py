@@ -2,14 +2,15 @@
 
 Used by the evaluator (through the :class:`alerts.evaluator.WindowSource` protocol the
 CLI wires in) and by ``driftline status``. It never takes ownership of a partition: the
-epoch is untouched. Event time rules: a measurement window ends at the stream's
-watermark (the largest event time any partition has seen), not at the wall clock.
+epoch is untouched. Event time rules: a model's measurement window ends at that model's
+watermark (the largest event time any partition has seen of it), not at the wall clock
+and not at another model's clock.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sketches.profile import DatasetProfile
@@ -29,36 +30,46 @@ class WindowReader:
     def __init__(self, store: RedisStateStore) -> None:
         self._store = store
 
-    def watermark_ms(self) -> int | None:
-        marks = [self._store.read(p, min_start_ms=1 << 62).watermark_ms
-                 for p in self._store.stored_partitions()]  # fmt: skip
-        marks = [m for m in marks if m != NO_WATERMARK]
-        return max(marks) if marks else None
+    def watermarks(self, models: Iterable[str]) -> dict[str, int]:
+        """model -> the largest event time any partition has seen of it (models never seen
+        are left out). A partition that never saw a model neither holds it back nor pushes
+        it; state written before per-model watermarks lends its partition watermark to
+        every model."""
+        marks: dict[str, int] = {}
+        legacy = NO_WATERMARK
+        for p in self._store.stored_partitions():
+            snap = self._store.read(p, min_start_ms=1 << 62)
+            if snap.watermarks:
+                for model, mark in snap.watermarks.items():
+                    marks[model] = max(marks.get(model, NO_WATERMARK), mark)
+            else:
+                legacy = max(legacy, snap.watermark_ms)
+        ends = {m: max(marks.get(m, NO_WATERMARK), legacy) for m in models}
+        return {m: end for m, end in ends.items() if end != NO_WATERMARK}
 
     def measurement(self, model: str, measure_ms: int) -> Merged | None:
         """Merge, per version, every window of ``model`` starting in the last ``measure_ms``
-        before the watermark; ``None`` when nothing was ever stored."""
+        before the model's watermark; ``None`` when nothing was ever stored."""
         return self.measurements({model: measure_ms}).get(model)
 
     def measurements(self, measures: Mapping[str, int]) -> dict[str, Merged]:
         """:meth:`measurement` for several models (model -> measure_ms) with one read of
         the stored windows; models never stored are left out."""
-        end = self.watermark_ms()
-        if end is None or not measures:
+        ends = self.watermarks(measures)
+        if not ends:
             return {}
-        starts = {model: end - ms for model, ms in measures.items()}
-        merged = {model: Merged(start, end, {}) for model, start in starts.items()}
-        for windows in self._store.windows(min_start_ms=min(starts.values())).values():
+        merged = {model: Merged(end - measures[model], end, {}) for model, end in ends.items()}
+        first = min(m.start_ms for m in merged.values())
+        for windows in self._store.windows(min_start_ms=first).values():
             for key, blob in windows.items():
-                start = starts.get(key.model)
-                if start is None or key.start_ms < start:
+                m = merged.get(key.model)
+                if m is None or not m.start_ms <= key.start_ms <= m.end_ms:
                     continue
                 prof = DatasetProfile.from_bytes(blob)
-                versions = merged[key.model].versions
-                if key.version in versions:
-                    versions[key.version].merge(prof)
+                if key.version in m.versions:
+                    m.versions[key.version].merge(prof)
                 else:
-                    versions[key.version] = prof
+                    m.versions[key.version] = prof
         return {model: m for model, m in merged.items() if m.versions}
 
     def counters(self) -> Counters:

@@ -2,7 +2,9 @@
 
 Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
 
-    P:v1:{P:T:p<p>}:meta              hash: epoch, offset, watermark, c:<counter>=n
+    P:v1:{P:T:p<p>}:meta              hash: epoch, offset, watermark, c:<counter>=n,
+                                      wm:<model>=ms (per-model watermark; absent in
+                                      state written before them: ``watermark`` stands in)
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
     P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
@@ -18,6 +20,7 @@ all or nothing. Writes are idempotent, so a retry after a lost reply is safe.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -127,9 +130,7 @@ class RedisStateStore:
             "loaded topic=%s partition=%d epoch=%d applied_offset=%d windows=%d",
             self.topic, partition, epoch, snap.applied_offset, len(snap.windows),
         )
-        return PartitionSnapshot(
-            partition, epoch, snap.applied_offset, snap.watermark_ms, snap.counters, snap.windows
-        )
+        return dataclasses.replace(snap, epoch=epoch)
 
     def write(self, cp: Checkpoint) -> None:
         """Store one checkpoint atomically; raise :class:`FencedError` on an old epoch."""
@@ -141,10 +142,12 @@ class RedisStateStore:
             cp.applied_offset,
             cp.watermark_ms,
             cp.watermark_ms - self.window_ttl_ms,
-            len(counters),
+            len(counters) + len(cp.watermarks),
         ]
         for name, value in counters.items():
             argv += [f"c:{name}", value]
+        for model, mark in cp.watermarks.items():
+            argv += [f"wm:{model}", mark]
         for key, blob in cp.windows.items():
             keys.append(self.window_key(p, key))
             argv += [key.encode(), key.start_ms, self.window_ttl_ms, blob]
@@ -175,6 +178,7 @@ class RedisStateStore:
         counters = Counters.from_fields(
             {k[2:]: int(v) for k, v in meta.items() if k.startswith("c:")}
         )
+        watermarks = {k[3:]: int(v) for k, v in meta.items() if k.startswith("wm:")}
         if min_start_ms is None:
             min_start_ms = watermark - self.horizon_ms if watermark != NO_WATERMARK else 0
         members = self.client.zrangebyscore(self.index_key(partition), min_start_ms, "+inf")
@@ -184,7 +188,7 @@ class RedisStateStore:
             blobs = self.client.mget([self.window_key(partition, k) for k in keys])
             windows = {k: _blob(b) for k, b in zip(keys, blobs, strict=True) if b is not None}
         return PartitionSnapshot(
-            partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows
+            partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows, watermarks
         )
 
     def stored_partitions(self) -> list[int]:

@@ -14,6 +14,7 @@ from sketches.types import ColumnType
 MINUTE_MS = 60_000
 DEFAULT_WINDOW_MS = 5 * MINUTE_MS
 DEFAULT_RETENTION_MS = 60 * MINUTE_MS
+_MAX_CACHED_SPECS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,8 @@ class ModelCatalog:
             spec = self._defaults.get(name)
             if spec is None:
                 spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms)
-                self._defaults[name] = spec
+                if len(self._defaults) < _MAX_CACHED_SPECS:  # names come from payloads
+                    self._defaults[name] = spec
         return spec
 
     @property
@@ -79,11 +81,13 @@ class WindowKey(NamedTuple):
     start_ms: int
 
     def encode(self) -> str:
+        """``model|version|start``: unambiguous, as model and version names exclude ``|``
+        (both are validated against ``[A-Za-z0-9._-]{1,128}`` when events are decoded)."""
         return f"{self.model}|{self.version}|{self.start_ms}"
 
     @classmethod
     def decode(cls, text: str) -> WindowKey:
-        model, version, start = text.rsplit("|", 2)
+        model, version, start = text.split("|")
         return cls(model, version, int(start))
 
 

@@ -87,7 +87,7 @@ latest() {
   rm -rf "$dir"
   make_venv "$(find_python)" "$dir"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$repo[dev]"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade -e "$repo[dev]"
   "$dir/bin/python" -m pip freeze --exclude driftline | sed 's/^/  /' >&2
 }
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sketches.profile import DatasetProfile
-from streams.core import PartitionSnapshot, Processor, Record, columnarise
+from streams.core import Limits, PartitionSnapshot, Processor, Record, columnarise
 from streams.events import decode_event
 from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
 
@@ -157,7 +159,88 @@ def test_result_does_not_depend_on_batch_boundaries(cuts: list[int], seed: int) 
 def test_event_far_ahead_of_kafka_time_is_bad_ts_and_does_not_move_the_watermark() -> None:
     proc = proc_with(0)
     rejected = proc.process([Record(0, 0, T0, ev(T0 + 10 * 24 * 60 * MIN)),
-                             Record(0, 1, T0, ev(T0 + 23 * 60 * MIN)),
-                             Record(0, 2, T0, ev(T0))])
-    assert [r.reason for r in rejected] == ["bad_ts"]
-    assert proc.counters(0).ok == {"m": 1} and proc.counters(0).late == {"m": 1}
+                             Record(0, 1, T0, ev(T0 + 23 * 60 * MIN)),  # 23 h: was accepted
+                             Record(0, 2, T0, ev(T0 + 4 * MIN)),  # within the 5 min skew
+                             Record(0, 3, T0, ev(T0))])
+    assert [r.reason for r in rejected] == ["bad_ts", "bad_ts"]
+    assert proc.counters(0).ok == {"m": 2} and proc.counters(0).late == {}
+
+
+def test_skew_is_a_setting() -> None:
+    proc = Processor(catalog(), max_future_ms=60 * MIN)
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    assert proc.process([Record(0, 0, T0, ev(T0 + 59 * MIN))]) == []
+
+
+def two_models() -> ModelCatalog:
+    return ModelCatalog({"m": ModelSpec("m", 5 * MIN, 10 * MIN),
+                         "n": ModelSpec("n", 5 * MIN, 10 * MIN)}, accept_unknown=False)
+
+
+def test_one_models_clock_does_not_make_another_models_events_late() -> None:
+    proc = Processor(two_models())
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    proc.process([Record(0, 0, T0 + 60 * MIN, ev(T0 + 60 * MIN, model="n")),
+                  Record(0, 1, T0, ev(T0, model="m"))])  # "n" is an hour ahead; "m" is not late
+    assert proc.counters(0).late == {}
+    cp = proc.checkpoint(0)
+    assert cp is not None
+    assert cp.watermarks == {"m": T0, "n": T0 + 60 * MIN}
+    assert cp.watermark_ms == T0 + 60 * MIN
+    # reloaded from the checkpoint, the per-model watermarks still decide lateness
+    again = Processor(two_models())
+    again.assign(PartitionSnapshot(0, 2, cp.applied_offset, cp.watermark_ms, cp.counters,
+                                   cp.windows, cp.watermarks))
+    again.process([Record(0, 2, T0, ev(T0 + MIN, model="m"))])
+    assert again.counters(0).late == {} and again.counters(0).ok == {"m": 2, "n": 1}
+
+
+def test_state_without_model_watermarks_falls_back_to_the_partition_watermark() -> None:
+    proc = Processor(two_models())
+    proc.assign(PartitionSnapshot(0, 1, 5, T0 + 60 * MIN, Counters(ok={"m": 3})))
+    proc.process([Record(0, 6, 0, ev(T0, model="m")), Record(0, 7, 0, ev(T0, model="n"))])
+    assert proc.counters(0).late == {"m": 1}  # old state: m's watermark was the partition's
+    assert proc.counters(0).ok == {"m": 3, "n": 1}
+
+
+def test_models_beyond_the_limit_are_rejected_with_reason_limit() -> None:
+    proc = Processor(ModelCatalog({"listed": ModelSpec("listed")}), limits=Limits(models=3))
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    recs = [Record(0, i, 0, ev(T0, model=f"m{i}")) for i in range(6)]
+    recs.append(Record(0, 6, 0, ev(T0, model="listed")))  # listed models always pass
+    recs.append(Record(0, 7, 0, ev(T0, model="m1")))  # an admitted one still does
+    rejected = proc.process(recs)
+    assert [(r.reason, r.record.offset) for r in rejected] == [("limit", 3), ("limit", 4),
+                                                               ("limit", 5)]
+    assert proc.counters(0).ok == {"m0": 1, "m1": 2, "m2": 1, "listed": 1}
+    assert proc.counters(0).invalid == {"limit": 3}
+
+
+def test_columns_beyond_the_limit_are_rejected_with_reason_limit() -> None:
+    proc = Processor(catalog(), limits=Limits(columns=12))
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    recs = [Record(0, i, 0, ev(T0, features={f"f{i}_{j}": j for j in range(4)}))
+            for i in range(4)]
+    recs.append(Record(0, 4, 0, ev(T0, features={"f0_1": 1.0})))  # known columns pass
+    recs.append(Record(0, 5, 0, ev(T0 + 5 * MIN, features={"g": 1.0})))  # a new window
+    recs.append(Record(0, 6, 0, ev(T0, prediction={f"c{k}": 0.1 for k in range(20)})))
+    rejected = proc.process(recs)
+    assert [(r.reason, r.record.offset) for r in rejected] == [("limit", 2), ("limit", 3),
+                                                               ("limit", 6)]
+    windows = {k.start_ms: DatasetProfile.from_bytes(b) for k, b in
+               proc.checkpoint(0).windows.items()}  # type: ignore[union-attr]
+    assert len(windows[T0].columns) <= 12
+    assert windows[T0].rows == 3 and windows[T0 + 5 * MIN].rows == 1
+
+
+def test_a_record_that_breaks_processing_is_rejected_not_raised(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = proc_with(0)
+
+    def boom(model: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(proc, "_spec", boom)
+    rejected = proc.process([Record(0, 0, 0, ev(T0))])
+    assert [r.reason for r in rejected] == ["invalid_value"]
+    assert proc.applied_offset(0) == 0 and proc.counters(0).invalid == {"invalid_value": 1}

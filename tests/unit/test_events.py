@@ -66,6 +66,7 @@ def test_good_event_decodes_with_defaults() -> None:
         (b'{"model":"m","features":{"a":1' + b"0" * 400 + b'},"prediction":1}', "non_finite"),
         (b'{"model":"m","features":{"a":1' + b"0" * 5000 + b'},"prediction":1}', "non_finite"),
         (b'{"model":"m","features":{"\xc3":1},"prediction":1}', "not_utf8"),
+        (b'{"model":"m","features":{"a":"x\\ud800"},"prediction":1}', "invalid_value"),
         (b'\xef\xbb\xbf{"model":"m","features":{},"prediction":1}', "invalid_json"),
         (b'{"model":"m","features":{"a":"' + b"[" * 5000 + b'"},"prediction":[]}', "wrong_type"),
     ],
