@@ -57,6 +57,10 @@ DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000
 """Allowed event-time skew ahead of the Kafka timestamp (below the default retention)."""
 
 
+DEFAULT_MAX_MODELS = 100
+DEFAULT_MAX_COLUMNS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on names taken from payloads, so no producer can grow state or metrics
@@ -64,8 +68,8 @@ class Limits:
     (listed models are always accepted). ``columns``: columns in one window of a model
     (features + prediction columns). Events beyond either are rejected with ``limit``."""
 
-    models: int = 100
-    columns: int = 1000
+    models: int = DEFAULT_MAX_MODELS
+    columns: int = DEFAULT_MAX_COLUMNS
 
     def __post_init__(self) -> None:
         if self.models < 1 or self.columns < 1:

@@ -141,7 +141,7 @@ class RedisStateStore:
             cp.epoch,
             cp.applied_offset,
             cp.watermark_ms,
-            cp.watermark_ms - self.window_ttl_ms,
+            min(cp.watermarks.values(), default=cp.watermark_ms) - self.window_ttl_ms,
             len(counters) + len(cp.watermarks),
         ]
         for name, value in counters.items():
@@ -169,7 +169,8 @@ class RedisStateStore:
     def read(self, partition: int, *, min_start_ms: int | None = None) -> PartitionSnapshot:
         """The stored state of a partition without taking ownership (epoch unchanged).
 
-        ``min_start_ms=None`` loads windows starting at or after ``watermark - horizon``.
+        ``min_start_ms=None`` loads windows starting at or after ``watermark - horizon``,
+        for the watermark of the model furthest behind.
         """
         raw = self.client.hgetall(self.meta_key(partition))
         meta = {_text(k): _text(v) for k, v in raw.items()}
@@ -180,7 +181,10 @@ class RedisStateStore:
         )
         watermarks = {k[3:]: int(v) for k, v in meta.items() if k.startswith("wm:")}
         if min_start_ms is None:
-            min_start_ms = watermark - self.horizon_ms if watermark != NO_WATERMARK else 0
+            # the model furthest behind decides: another model's clock must not hide its
+            # still-open windows (a fresh, empty window would then overwrite the stored one)
+            oldest = min(watermarks.values(), default=watermark)
+            min_start_ms = oldest - self.horizon_ms if oldest != NO_WATERMARK else 0
         members = self.client.zrangebyscore(self.index_key(partition), min_start_ms, "+inf")
         keys = [WindowKey.decode(_text(m)) for m in members]
         windows: dict[WindowKey, bytes] = {}

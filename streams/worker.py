@@ -16,7 +16,13 @@ from types import FrameType
 import redis
 from confluent_kafka import Consumer, Producer
 
-from streams.core import Processor
+from streams.core import (
+    DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_FUTURE_MS,
+    DEFAULT_MAX_MODELS,
+    Limits,
+    Processor,
+)
 from streams.dlq import DlqSender
 from streams.events import DEFAULT_MAX_BYTES
 from streams.health import WorkerHealth
@@ -43,6 +49,15 @@ class WorkerSettings:
     max_event_bytes: int = DEFAULT_MAX_BYTES
     window_ttl_ms: int = DEFAULT_WINDOW_TTL_MS
     redis_fsync: bool = False
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS
+    max_models: int = DEFAULT_MAX_MODELS
+    max_columns: int = DEFAULT_MAX_COLUMNS
+
+
+def build_processor(settings: WorkerSettings, catalog: ModelCatalog) -> Processor:
+    return Processor(catalog, max_event_bytes=settings.max_event_bytes,
+                     max_future_ms=settings.max_future_ms,
+                     limits=Limits(models=settings.max_models, columns=settings.max_columns))
 
 
 def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateStore:
@@ -82,7 +97,7 @@ def run_confluent_worker(
         consumer=consumer,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
         store=store,
-        processor=Processor(catalog, max_event_bytes=settings.max_event_bytes),
+        processor=build_processor(settings, catalog),
         config=RunnerConfig(
             topic=settings.topic,
             batch_size=settings.batch_size,

@@ -90,6 +90,42 @@ def kafka_ts(i: int) -> int:
     return T0 + 1000 + i
 
 
+HOSTILE_START = 10_000_000
+"""Index (so Kafka timestamp, ~2.8 h after T0) of the first hostile record."""
+
+
+def hostile_events(n: int, exp: Expected) -> tuple[list[bytes], dict[str, int]]:
+    """``n`` rounds of poison records, to be produced with ``start=HOSTILE_START``: an
+    integer beyond float range, an event a day ahead of its Kafka timestamp, a ``|`` in
+    the version, 1,500 features, garbage bytes — each with the DLQ reason it must get —
+    and one *valid* event of model ``other`` stamped hours ahead of m1/m2 (added to
+    ``exp``: its clock must not make m1/m2 events late)."""
+    out: list[bytes] = []
+    reasons: dict[str, int] = defaultdict(int)
+    for r in range(n):
+        i = HOSTILE_START + len(out)
+        big = b'{"model": "m1", "features": {"x": 1' + b"0" * 400 + b'}, "prediction": 1}'
+        out.append(big)
+        reasons["non_finite"] += 1
+        ahead = {"model": "m1", "features": {"x": 1.0}, "prediction": 1,
+                 "ts": (kafka_ts(i + 1) + 86_400_000) / 1000}
+        out.append(json.dumps(ahead).encode())
+        reasons["bad_ts"] += 1
+        out.append(json.dumps({"model": "m1", "version": "v|2", "features": {},
+                               "prediction": 1}).encode())
+        reasons["invalid_value"] += 1
+        wide = {"model": "m1", "features": {f"f{k}": k for k in range(1500)}, "prediction": 1}
+        out.append(json.dumps(wide).encode())
+        reasons["limit"] += 1
+        out.append(bytes([0x80 + r % 64, 0x7B]) * 3)
+        reasons["not_utf8"] += 1
+        ts = kafka_ts(HOSTILE_START + len(out))
+        out.append(json.dumps({"model": "other", "features": {"x": 2.0}, "prediction": 0.5,
+                               "ts": ts / 1000}).encode())
+        exp.add(("other", "default", ts - ts % WINDOW_MS), {"x": 2.0, "prediction": 0.5})
+    return out, dict(reasons)
+
+
 def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int, start: int = 0) -> None:
     """Value i goes to partition i % partitions with Kafka timestamp ``kafka_ts(start + i)``."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
@@ -172,7 +208,9 @@ def totals(store: RedisStateStore) -> tuple[dict[tuple[str, str, int], int],
 
 def assert_exact(store: RedisStateStore, exp: Expected) -> None:
     rows, present, missing = totals(store)
-    assert rows == dict(exp.rows)
+    want = dict(exp.rows)
+    assert rows == want, {k: (rows.get(k), want.get(k)) for k in set(rows) | set(want)
+                          if rows.get(k) != want.get(k)}
     want_present = {k: v for k, v in exp.present.items() if v}
     assert {k: v for k, v in present.items() if v} == want_present
     for (model, version, start, name), n in present.items():
@@ -185,7 +223,10 @@ def worker_cmd(bootstrap: str, redis_url: str, topic: str, prefix: str, group: s
             "--redis-url", redis_url, "--topic", topic, "--dlq-topic", f"{topic}.dlq",
             "--group", group, "--key-prefix", prefix, "--session-timeout-ms", "6000",
             "--checkpoint-interval", "500ms", "--checkpoint-records", "20000",
-            "--http-port", "0", *extra]
+            "--http-port", "0",
+            # make_events spreads event times over 40 min but stamps Kafka times ms apart:
+            # allow that skew (the 5 min default is for real producers' clocks)
+            "--max-future-skew", "1h", *extra]
 
 
 class Worker:

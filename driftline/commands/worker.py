@@ -13,7 +13,7 @@ import importlib
 from driftline.alerting import load_alerting
 from driftline.models import load_catalog, parse_duration_ms
 from driftline.monitor import Monitor, MonitorSettings
-from driftline.options import add_option
+from driftline.options import add_option, duration
 from sketches.errors import ConfigError
 from streams.health import WorkerHealth
 from streams.worker import WorkerSettings
@@ -36,21 +36,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--checkpoint-records", help="checkpoint after this many records",
                default=100_000, type=int)
     add_option(p, "--checkpoint-interval", help="checkpoint at least this often (e.g. 2s)",
-               default="2s")
+               default="2s", type=duration)
     add_option(p, "--session-timeout-ms", help="Kafka group session timeout", default=10_000,
                type=int)
     add_option(p, "--instance-id", help="static group membership id (fast restarts)")
     add_option(p, "--max-event-bytes", help="larger messages go to the DLQ", default=1 << 20,
                type=int)
-    add_option(p, "--window-ttl", help="TTL of stored windows", default="7d")
+    add_option(p, "--window-ttl", help="TTL of stored windows", default="7d", type=duration)
+    add_option(p, "--max-future-skew", help="events stamped further than this ahead of "
+               "their Kafka timestamp go to the DLQ (bad_ts)", default="5m")
+    add_option(p, "--max-models", help="models not in the models file a partition accepts; "
+               "more go to the DLQ (limit)", default=100, type=int)
+    add_option(p, "--max-columns", help="columns per model window; events adding more go to "
+               "the DLQ (limit)", default=1000, type=int)
     add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
                default=False, type=bool)
     add_option(p, "--alerts-topic", help="topic alerts are published to", default="alerts")
     add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
                "the evaluator lease)", default=True, type=bool)
-    add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s")
+    add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s",
+               type=duration)
     add_option(p, "--evaluator-lease", help="evaluator lease time: a dead leader is replaced "
-               "after at most this long", default="10s")
+               "after at most this long", default="10s", type=duration)
     add_option(p, "--http-host", help="address of /metrics, /healthz, /readyz, /models",
                default="127.0.0.1")
     add_option(p, "--http-port", help="port of the HTTP endpoint (-1: none)", default=9464,
@@ -77,7 +84,16 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_event_bytes=args.max_event_bytes,
         window_ttl_ms=parse_duration_ms(args.window_ttl, "--window-ttl"),
         redis_fsync=bool(args.redis_fsync),
+        max_future_ms=parse_duration_ms(args.max_future_skew, "--max-future-skew"),
+        max_models=_positive(args.max_models, "--max-models"),
+        max_columns=_positive(args.max_columns, "--max-columns"),
     )
+
+
+def _positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise ConfigError(f"{flag} must be >= 1, got {value}")
+    return value
 
 
 def monitor_from_args(args: argparse.Namespace, health: _HealthBox) -> Monitor:

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.streamutil import (
+    HOSTILE_START,
     Worker,
     applied,
     assert_exact,
     end_offsets,
+    hostile_events,
     make_events,
     produce,
     store_for,
@@ -67,7 +69,11 @@ def test_kill9_restarts_exact(
 ) -> None:
     topic = make_topic(4)
     values, exp = make_events(500_000, seed=2)
-    produce(kafka_bootstrap, topic, values, 4)
+    poison, reasons = hostile_events(40, exp)  # between the valid events, across the kills
+    for k, chunk in enumerate(range(0, len(values), 125_000)):
+        produce(kafka_bootstrap, topic, values[chunk:chunk + 125_000], 4, start=chunk)
+        part = poison[k * 60:(k + 1) * 60]
+        produce(kafka_bootstrap, topic, part, 4, start=HOSTILE_START + k * 60)
     ends = end_offsets(kafka_bootstrap, topic, 4)
     store = store_for(redis_url, key_prefix, topic)
     group = f"g-{uuid.uuid4().hex}"
@@ -95,3 +101,8 @@ def test_kill9_restarts_exact(
             w.kill9()
     assert progress[-1] < 500_000, "the kills all happened after the end: not a crash test"
     assert_exact(store, exp)
+    from streams.reader import WindowReader
+
+    counters = WindowReader(store).counters()
+    assert counters.invalid == reasons  # each poison record counted once, with its reason
+    assert counters.late == {}  # model "other"'s clock hours ahead made no m1/m2 event late
