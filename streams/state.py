@@ -53,13 +53,17 @@ if cur ~= tonumber(ARGV[1]) then
 end
 local ncount = tonumber(ARGV[5])
 local i = 6
-local fields = {'offset', ARGV[2], 'watermark', ARGV[3]}
-for _ = 1, ncount do
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'watermark', ARGV[3])
+local fields = {}
+for n = 1, ncount do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
   i = i + 2
+  if #fields >= 1000 or n == ncount then  -- unpack() has a stack limit: set in chunks
+    redis.call('HSET', KEYS[1], unpack(fields))
+    fields = {}
+  end
 end
-redis.call('HSET', KEYS[1], unpack(fields))
 for k = 3, #KEYS do
   redis.call('SET', KEYS[k], ARGV[i + 3], 'PX', ARGV[i + 2])
   redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
