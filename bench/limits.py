@@ -5,8 +5,8 @@ Three runs, each with a fresh topic (2 partitions) and key prefix, one worker (n
 file, evaluation every second so ``/metrics`` carries the leader's per-model counters):
 
 - **baseline**: the same number of events for one model with five columns;
-- **hostile, default limits**: every event names a new model (100,000), then 10,000 events
-  of one model each bring a new column;
+- **hostile, default limits**: 10,000 events of one model each bring a new column, then
+  every event names a new model (100,000);
 - **hostile, limits lifted** (``--max-models``/``--max-columns`` 10^9), 20,000 new model
   names and 10,000 new columns: what the limits prevent.
 
@@ -52,9 +52,9 @@ def events(kind: str, n_models: int, n_columns: int) -> list[bytes]:
     if kind == "baseline":
         return [json.dumps({**base, "model": "only"}).encode()
                 for _ in range(n_models + n_columns)]
-    out = [json.dumps({**base, "model": f"m{i:06d}"}).encode() for i in range(n_models)]
-    out += [json.dumps({**base, "model": "wide", "features": {f"col{i:05d}": 1.0}}).encode()
-            for i in range(n_columns)]
+    out = [json.dumps({**base, "model": "wide", "features": {f"col{i:05d}": 1.0}}).encode()
+           for i in range(n_columns)]  # first, so "wide" is admitted before the models fill up
+    out += [json.dumps({**base, "model": f"m{i:06d}"}).encode() for i in range(n_models)]
     return out
 
 
