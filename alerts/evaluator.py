@@ -21,16 +21,18 @@ on ``id`` + ``state`` + ``since``) — never a lost alert.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
 import redis
 
+from alerts.keys import AlertKeys
 from alerts.lease import Lease
 from alerts.machine import Emit, Policy, State, Track, step, track_from_bytes, track_to_bytes
 from alerts.message import Alert, Window, alert_id, rfc3339
+from alerts.publish import Notifier
 from alerts.results import (
     ColumnResult,
     MetricResult,
@@ -123,22 +125,30 @@ class Evaluator:
         references: ReferenceSource,
         publishers: Sequence[Publisher],
         lease: Lease,
+        notifiers: Sequence[Notifier] = (),
     ) -> None:
+        """``publishers`` are the durable sinks (the alerts topic): one that raises stops the
+        evaluation of that model before its state is stored, so the same transition is
+        published again next time (at-least-once). ``notifiers`` (the webhook) only take
+        the alerts for delivery on their own thread; their failures never hold the topic
+        back nor make it repeat a message."""
         self._client = client
         self._prefix = prefix
+        self._keys = AlertKeys(prefix)
         self._models = list(models)
         self._windows = windows
         self._references = references
         self._publishers = list(publishers)
+        self._notifiers = list(notifiers)
         self.lease = lease
         self.is_leader = False
 
     # -- keys ----------------------------------------------------------------------------
     def tracks_key(self, model: str) -> str:
-        return f"{self._prefix}:alerts:{model}:tracks"
+        return self._keys.tracks(model)
 
     def result_key(self, model: str) -> str:
-        return f"{self._prefix}:alerts:{model}:result"
+        return self._keys.result(model)
 
     # -- reading (any worker, `driftline status`) -----------------------------------------
     def results(self) -> list[ModelResult]:
@@ -161,10 +171,8 @@ class Evaluator:
 
     def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
         version = max(m.versions, key=lambda v: m.versions[v].rows)
-        current = DatasetProfile()
-        for prof in m.versions.values():
-            current.merge(prof)
         reference = self._references.get(cfg.model, version)
+        current = merge_typed(m.versions.values(), reference)
         tracks = self._load_tracks(cfg.model)
         if reference is None:
             result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
@@ -190,9 +198,14 @@ class Evaluator:
                 tracks.pop(aid, None)
             if new.state is State.FIRING:
                 firing[aid] = severity
-        for publisher in self._publishers:
-            if emitted:
+        if emitted:
+            for publisher in self._publishers:  # raises: state not stored, retried next time
                 publisher.publish(emitted)
+            for notifier in self._notifiers:  # queued; delivered and retried on its own
+                try:
+                    notifier.notify(emitted)
+                except Exception:  # a broken sink must not block the others
+                    log.exception("model %s: notifier %r refused alerts", cfg.model, notifier)
         result = _result(cfg.model, version, m, report, checks, now, firing, current)
         if not self._store(cfg.model, token, tracks, result):
             log.warning("model %s: lost the evaluator lease during evaluation", cfg.model)
@@ -220,7 +233,8 @@ def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> lis
     """The latest stored evaluation of each model (models never evaluated are left out)."""
     if not models:
         return []
-    blobs: list[bytes | None] = client.mget([f"{prefix}:alerts:{m}:result" for m in models])  # type: ignore[assignment]
+    keys = AlertKeys(prefix)
+    blobs: list[bytes | None] = client.mget([keys.result(m) for m in models])  # type: ignore[assignment]
     out: list[ModelResult] = []
     for model, blob in zip(models, blobs, strict=True):
         if blob is None:
@@ -230,6 +244,16 @@ def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> lis
         except StateFormatError as exc:
             log.error("model %s: unreadable stored result: %s", model, exc)
     return out
+
+
+def merge_typed(profiles: Iterable[DatasetProfile], reference: Reference | None
+                ) -> DatasetProfile:
+    """Merge window profiles into one typed by the reference, not by which window happened
+    to come first: a column whose values changed type shows as ``type_mismatch``."""
+    current = DatasetProfile(types=reference.profile.types_known() if reference else None)
+    for prof in profiles:
+        current.merge(prof)
+    return current
 
 
 def _report_checks(report: DriftReport) -> list[Check]:

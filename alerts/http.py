@@ -1,6 +1,9 @@
 """The worker's HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz`` and a small JSON API.
 
-- ``GET /metrics`` — Prometheus text format from the injected registry;
+- ``GET /metrics`` — the injected registry in prometheus-client's exposition: the
+  Prometheus text format, or OpenMetrics when the ``Accept`` header asks for it
+  (Prometheus does), gzip-compressed when ``Accept-Encoding`` allows, ``name[]=`` to
+  select families — what ``prometheus_client.make_wsgi_app`` serves;
 - ``GET /healthz`` — 200 while the process runs;
 - ``GET /readyz`` — 200 once ``ready()`` says so (assigned and connected), else 503;
 - ``GET /models`` — ``{"models": [{"model", "version", "status", "rows", "firing", ...}]}``;
@@ -9,14 +12,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote
+from typing import cast
+from urllib.parse import parse_qs, unquote
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.registry import Collector
 
 from alerts.results import ModelResult, to_json_dict
 
@@ -61,9 +68,12 @@ class ApiServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http %s", format % args)
 
-            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+            def _send(self, code: int, body: bytes, ctype: str = "application/json",
+                      headers: Sequence[tuple[str, str]] = ()) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -72,9 +82,13 @@ class ApiServer:
                 self._send(code, json.dumps(obj).encode())
 
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                path, _, query = self.path.partition("?")
+                path = path.rstrip("/") or "/"
                 if path == "/metrics":
-                    self._send(200, generate_latest(api._registry), CONTENT_TYPE_LATEST)
+                    body, ctype, headers = exposition(
+                        api._registry, self.headers.get("Accept", ""),
+                        self.headers.get("Accept-Encoding", ""), parse_qs(query))
+                    self._send(200, body, ctype, headers)
                 elif path == "/healthz":
                     self._json(200, {"status": "ok"})
                 elif path == "/readyz":
@@ -93,6 +107,24 @@ class ApiServer:
                     self._json(404, {"error": f"no route {path}"})
 
         return Handler
+
+
+def exposition(
+    registry: CollectorRegistry, accept: str, accept_encoding: str,
+    params: Mapping[str, list[str]],
+) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """Body, content type and extra headers of ``/metrics`` for a request's headers and
+    query (as ``prometheus_client.exposition._bake_output`` decides them)."""
+    encoder, content_type = choose_encoder(accept)
+    source: Collector = registry
+    if "name[]" in params:  # a RestrictedRegistry: not a Collector subclass, but one by duck type
+        source = cast(Collector, registry.restricted_registry(params["name[]"]))
+    body = encoder(source)
+    headers = [("Vary", "Accept, Accept-Encoding")]
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body)
+        headers.append(("Content-Encoding", "gzip"))
+    return body, content_type, headers
 
 
 def _summary(r: ModelResult) -> dict[str, object]:

@@ -91,7 +91,7 @@ def step(
                  resolved_at=track.resolved_at), None
 
 
-_FORMAT = StoredFormat(b"DLAT\x01", Track, "alert state")  # format 1
+_FORMAT = StoredFormat(b"DLAT", 2, Track, "alert state")  # format 1 (JSON) still read
 
 
 def track_to_bytes(track: Track) -> bytes:

@@ -4,10 +4,14 @@ The collector reads two injected snapshot functions, never globals:
 
 - ``results()`` → the latest :class:`ModelResult` per model (drift, null ratio, alerts
   firing, latency quantiles) — served by the evaluator leader, which holds the truth;
-- ``health()`` → :class:`Health`, this process's stream counters, lag and flush times.
+- ``health()`` → :class:`Health`, this process's stream counters, lag and flush times, and
+  its webhook deliveries (:class:`~alerts.webhook.WebhookStats`) when it has a webhook.
 
-Label values are bounded: model, column, metric, severity, outcome, quantile and
-partition — never a request id or a category value.
+Every family it can yield is declared once in :data:`FAMILIES`; ``describe()`` returns them
+all (so a registry knows the names up front), ``collect()`` fills them.
+
+Label values are bounded: model, column, metric, severity, outcome, quantile, partition
+and drop reason — never a request id or a category value.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from alerts.results import ModelResult
+from alerts.webhook import WebhookStats
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,49 @@ class Health:
     flush_seconds: float | None = None
     flushes: int = 0
     is_leader: bool = False
+    webhook: WebhookStats | None = None
+    """``None``: this process has no webhook (no ``driftline_webhook_*`` samples)."""
+
+
+@dataclass(frozen=True)
+class Family:
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily]
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def new(self) -> CounterMetricFamily | GaugeMetricFamily:
+        return self.kind(self.name, self.help, labels=list(self.labels))
+
+
+_C, _G = CounterMetricFamily, GaugeMetricFamily  # the two kinds, for the table below
+FAMILIES: Mapping[str, Family] = {f.name: f for f in (
+    Family(_C, "driftline_events", "Prediction events by outcome", ("model", "outcome")),
+    Family(_G, "driftline_consumer_lag", "Records behind the log end", ("partition",)),
+    Family(_G, "driftline_flush_duration_seconds",
+           "Duration of the last checkpoint write to Redis"),
+    Family(_G, "driftline_evaluator_leader", "1 when this process holds the evaluator lease"),
+    Family(_C, "driftline_webhook_deliveries", "Alerts delivered to the webhook"),
+    Family(_C, "driftline_webhook_failures", "Failed webhook posts (every retry counts)"),
+    Family(_C, "driftline_webhook_dropped", "Alerts the webhook never got, by reason",
+           ("reason",)),
+    Family(_G, "driftline_webhook_queued_alerts", "Alerts waiting for webhook delivery"),
+    Family(_G, "driftline_drift", "Latest drift metric value", ("model", "column", "metric")),
+    Family(_G, "driftline_drift_error_bound", "Sketch error bound of the latest drift value",
+           ("model", "column", "metric")),
+    Family(_G, "driftline_null_ratio", "Missing-value ratio in the measurement window",
+           ("model", "column")),
+    Family(_G, "driftline_alerts_firing", "Alerts firing now", ("model", "severity")),
+    Family(_G, "driftline_window_rows", "Events in the measurement window", ("model",)),
+    Family(_G, "driftline_prediction_latency_ms", "Model latency quantiles (latency_ms field)",
+           ("model", "quantile")),
+    Family(_G, "driftline_last_evaluation_timestamp_seconds",
+           "When the model was last evaluated", ("model",)),
+)}
+
+
+def _new(name: str) -> CounterMetricFamily | GaugeMetricFamily:
+    return FAMILIES[name].new()
 
 
 class DriftlineCollector(Collector):
@@ -42,62 +90,38 @@ class DriftlineCollector(Collector):
         self._health = health
 
     def describe(self) -> Iterator[Metric]:
-        return iter(())  # collected lazily; no names registered up front
+        return (family.new() for family in FAMILIES.values())
 
     def collect(self) -> Iterator[Metric]:
         health = self._health()
-        events = CounterMetricFamily(
-            "driftline_events", "Prediction events by outcome", labels=["model", "outcome"]
-        )
+        events = _new("driftline_events")
         for (model, outcome), n in sorted(health.events.items()):
             events.add_metric([model, outcome], n)
         yield events
-        lag = GaugeMetricFamily(
-            "driftline_consumer_lag", "Records behind the log end", labels=["partition"]
-        )
+        lag = _new("driftline_consumer_lag")
         for partition, n in sorted(health.lag.items()):
             lag.add_metric([str(partition)], n)
         yield lag
         if health.flush_seconds is not None:
-            yield GaugeMetricFamily(
-                "driftline_flush_duration_seconds",
-                "Duration of the last checkpoint write to Redis",
-                value=health.flush_seconds,
-            )
-        yield GaugeMetricFamily(
-            "driftline_evaluator_leader", "1 when this process holds the evaluator lease",
-            value=1.0 if health.is_leader else 0.0,
-        )
+            flush = _new("driftline_flush_duration_seconds")
+            flush.add_metric([], health.flush_seconds)
+            yield flush
+        leader = _new("driftline_evaluator_leader")
+        leader.add_metric([], 1.0 if health.is_leader else 0.0)
+        yield leader
+        if health.webhook is not None:
+            yield from _webhook_metrics(health.webhook)
         yield from self._result_metrics(list(self._results()))
 
     @staticmethod
     def _result_metrics(results: list[ModelResult]) -> Iterator[Metric]:
-        drift = GaugeMetricFamily(
-            "driftline_drift", "Latest drift metric value", labels=["model", "column", "metric"]
-        )
-        bound = GaugeMetricFamily(
-            "driftline_drift_error_bound",
-            "Sketch error bound of the latest drift value",
-            labels=["model", "column", "metric"],
-        )
-        nulls = GaugeMetricFamily(
-            "driftline_null_ratio", "Missing-value ratio in the measurement window",
-            labels=["model", "column"],
-        )
-        firing = GaugeMetricFamily(
-            "driftline_alerts_firing", "Alerts firing now", labels=["model", "severity"]
-        )
-        rows = GaugeMetricFamily(
-            "driftline_window_rows", "Events in the measurement window", labels=["model"]
-        )
-        latency = GaugeMetricFamily(
-            "driftline_prediction_latency_ms", "Model latency quantiles (latency_ms field)",
-            labels=["model", "quantile"],
-        )
-        evaluated = GaugeMetricFamily(
-            "driftline_last_evaluation_timestamp_seconds", "When the model was last evaluated",
-            labels=["model"],
-        )
+        drift = _new("driftline_drift")
+        bound = _new("driftline_drift_error_bound")
+        nulls = _new("driftline_null_ratio")
+        firing = _new("driftline_alerts_firing")
+        rows = _new("driftline_window_rows")
+        latency = _new("driftline_prediction_latency_ms")
+        evaluated = _new("driftline_last_evaluation_timestamp_seconds")
         for r in results:
             rows.add_metric([r.model], r.rows)
             evaluated.add_metric([r.model], r.evaluated_at)
@@ -116,3 +140,16 @@ class DriftlineCollector(Collector):
             for q, ms in sorted(r.latency_ms.items()):
                 latency.add_metric([r.model, q], ms)
         yield from (drift, bound, nulls, firing, rows, latency, evaluated)
+
+
+def _webhook_metrics(stats: WebhookStats) -> Iterator[Metric]:
+    delivered = _new("driftline_webhook_deliveries")
+    delivered.add_metric([], stats.delivered)
+    failures = _new("driftline_webhook_failures")
+    failures.add_metric([], stats.failures)
+    dropped = _new("driftline_webhook_dropped")
+    for reason, n in sorted(stats.dropped.items()):
+        dropped.add_metric([reason], n)
+    queued = _new("driftline_webhook_queued_alerts")
+    queued.add_metric([], stats.queued)
+    yield from (delivered, failures, dropped, queued)

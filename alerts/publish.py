@@ -1,15 +1,22 @@
 """Publishers: the ``alerts`` Kafka topic and, optionally, an Alertmanager webhook.
 
 Both take already-built :class:`~alerts.message.Alert` objects; the evaluator decides
-*when* to publish (one message per state change, plus repeats).
+*when* to publish (one message per state change, plus repeats). The topic is a durable
+sink (:class:`KafkaAlertPublisher`: ``publish`` waits for the acks and raises, so the
+evaluator stores nothing and tries again). The webhook is a :class:`Notifier`: the
+evaluator only hands it the alerts, and :class:`alerts.webhook.WebhookNotifier` posts them
+(:class:`WebhookPublisher`) on its own thread with retries, so it can neither hold the
+topic back nor make it repeat a message.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.request
 from collections.abc import Sequence
+from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -23,20 +30,24 @@ class PublishError(DriftlineError):
     """An alert could not be delivered."""
 
 
+class Notifier(Protocol):
+    def notify(self, alerts: Sequence[Alert]) -> None:
+        """Take ``alerts`` for delivery and return at once; never raises for delivery."""
+        ...
+
+
 class KafkaAlertPublisher:
-    """Idempotent producer to the alerts topic, keyed by alert id; ``publish`` waits for acks."""
+    """Producer to the alerts topic, keyed by alert id; ``publish`` waits for acks.
+
+    The ``Producer`` is given ready (idempotent, built by ``streams.produce.producer_config``
+    with purpose ``"alerts"`` in :mod:`driftline.monitor`): ``alerts`` does not configure
+    Kafka clients itself.
+    """
 
     def __init__(self, producer: Producer, topic: str = "alerts", timeout_s: float = 30.0) -> None:
         self._producer = producer
         self.topic = topic
         self._timeout_s = timeout_s
-
-    @classmethod
-    def connect(cls, bootstrap: str, topic: str = "alerts") -> KafkaAlertPublisher:
-        producer = Producer(
-            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
-        )
-        return cls(producer, topic)
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         errors: list[str] = []
@@ -83,7 +94,8 @@ def alertmanager_payload(alerts: Sequence[Alert]) -> list[dict[str, object]]:
 
 
 class WebhookPublisher:
-    """Posts alerts to an Alertmanager-compatible endpoint (``.../api/v2/alerts``)."""
+    """Posts alerts to an Alertmanager-compatible endpoint (``.../api/v2/alerts``), once,
+    synchronously; :class:`alerts.webhook.WebhookNotifier` queues and retries the posts."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         self.url = url
@@ -98,5 +110,5 @@ class WebhookPublisher:
             with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
                 if resp.status >= 300:
                     raise PublishError(f"webhook {self.url} answered {resp.status}")
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # HTTPError (4xx/5xx) is an OSError
             raise PublishError(f"webhook {self.url}: {exc}") from exc

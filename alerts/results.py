@@ -42,7 +42,7 @@ class ModelResult(msgspec.Struct, frozen=True):
     latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.99") -> ms
 
 
-_FORMAT = StoredFormat(b"DLMR\x01", ModelResult, "model result")  # format 1
+_FORMAT = StoredFormat(b"DLMR", 2, ModelResult, "model result")  # format 1 (JSON) still read
 
 
 def result_to_bytes(result: ModelResult) -> bytes:

@@ -4,7 +4,8 @@ Each subcommand lives in ``driftline/commands/<name>.py`` and exposes
 ``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable taking
 the parsed ``argparse.Namespace`` and returning an exit code. Every flag is added
 with :func:`driftline.options.add_option`, which gives it an environment twin shown
-in ``--help``.
+in ``--help``; a twin holding a value its flag refuses stops every command with one line
+naming the variable (exit 2).
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # reads the environment twins of every flag
+    except DriftlineError as exc:  # e.g. DRIFTLINE_BATCH_SIZE=abc: one line, whatever the command
+        print(f"driftline: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(int(args.verbose), 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

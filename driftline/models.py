@@ -26,22 +26,9 @@ from typing import Any
 
 from sketches.errors import ConfigError
 from sketches.types import ColumnType
+from streams.durations import parse_duration_ms
 from streams.events import MODEL_PATTERN
 from streams.windows import DEFAULT_RETENTION_MS, DEFAULT_WINDOW_MS, ModelCatalog, ModelSpec
-
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-
-
-def parse_duration_ms(value: object, what: str) -> int:
-    """``"5m"`` → 300000; a bare number is seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1000)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return int(float(m.group(1)) * _UNITS_MS[m.group(2)])
-    raise ConfigError(f"{what}: {value!r} is not a duration like 30s, 5m, 1h")
 
 
 def default_catalog() -> ModelCatalog:

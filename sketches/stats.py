@@ -1,6 +1,7 @@
 """Small statistical helpers: divergences on binned masses, tests, multiple-testing corrections.
 
-p-values use ``scipy.special`` (KS asymptotic distribution, chi-square and normal tails).
+p-values use ``scipy.special`` (KS asymptotic distribution, chi-square and normal tails);
+Benjamini–Hochberg is ``scipy.stats.false_discovery_control``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 from scipy import special
+from scipy.stats import false_discovery_control
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -125,12 +127,5 @@ def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:
     if method == "bonferroni":
         return [min(1.0, p * m) for p in pvalues]
     if method == "bh":
-        order = sorted(range(m), key=lambda i: pvalues[i])
-        out = [1.0] * m
-        running = 1.0
-        for rank in range(m, 0, -1):
-            i = order[rank - 1]
-            running = min(running, pvalues[i] * m / rank)
-            out[i] = min(1.0, running)
-        return out
+        return [float(p) for p in false_discovery_control(np.asarray(pvalues), method="bh")]
     raise ValueError(f"unknown correction {method!r}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from sketches.errors import DriftlineError
 from streams.core import Rejected
+from streams.produce import produce
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,8 @@ class DlqSender:
                 )
                 self._failed.append(rejected)
 
-        while True:
-            try:
-                self.producer.produce(
-                    self.topic,
-                    value=rec.value,
-                    headers=dlq_headers(rejected, self.source_topic),
-                    on_delivery=on_delivery,
-                    **({"key": rec.key} if rec.key is not None else {}),
-                )
-                break
-            except BufferError:  # local queue full: serve callbacks, then try again
-                self.producer.poll(0.5)
+        produce(self.producer, self.topic, value=rec.value, key=rec.key,
+                headers=dlq_headers(rejected, self.source_topic), on_delivery=on_delivery)
         self.sent += 1
         self.producer.poll(0)
 

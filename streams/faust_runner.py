@@ -239,6 +239,7 @@ class FaustRunner:
             log.exception("batch failed topic=%s offsets=%s..%s; exiting without commit",
                           self.config.topic, records[0].offset if records else None,
                           records[-1].offset if records else None)
+            self.processor.discard()  # half-applied: nothing of it may reach Redis
             self.on_fatal(EX_SOFTWARE)
 
     def checkpoint(self, partitions: list[int]) -> None:
@@ -286,7 +287,7 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
     from confluent_kafka import Producer
 
     from streams.runner import producer_config
-    from streams.worker import build_store
+    from streams.worker import build_processor, build_store
 
     producer = Producer(producer_config(settings.kafka_bootstrap))
     store = build_store(settings, catalog)
@@ -294,7 +295,7 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
         bootstrap=settings.kafka_bootstrap,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
         store=store,
-        processor=Processor(catalog, max_event_bytes=settings.max_event_bytes),
+        processor=build_processor(settings, catalog),
         config=FaustConfig(topic=settings.topic, group=settings.group,
                            take_max=max(settings.batch_size, 1),
                            take_within_s=min(settings.checkpoint_interval_s, 1.0),

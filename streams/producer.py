@@ -3,11 +3,12 @@
 It wraps a confluent-kafka ``Producer`` configured for the event contract of DESIGN.md §1:
 
 - **idempotent** (``enable.idempotence``: no duplicates or reordering from retries),
-- **batched** through ``linger.ms`` and lz4 compression,
+- **batched** through ``linger.ms`` and lz4 compression (both from
+  :func:`streams.produce.producer_config`, purpose ``"events"``),
 - **non-blocking**: :meth:`PredictionProducer.send` serialises with msgspec, enqueues and
   serves delivery callbacks with ``poll(0)``; it only waits when librdkafka's local queue
   is full (``BufferError``), polling until there is room or ``max_block_s`` elapses
-  (then :class:`BackpressureError`),
+  (then :class:`BackpressureError`; :func:`streams.produce.produce`),
 - **keyed by the event's ``id``** when present (even spread; never relied on),
 - **delivery failures surfaced**: counted (``failed``), the most recent kept in
   :attr:`PredictionProducer.errors`, and raised as :class:`DeliveryError` by
@@ -26,29 +27,33 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from sketches.errors import DriftlineError
+from streams.produce import (
+    BackpressureError,
+    KafkaProducerLike,
+    ProducerError,
+    produce,
+    producer_config,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "BackpressureError", "DeliveryError", "DeliveryFailure", "EventEncodeError",
+    "KafkaProducerLike", "PredictionProducer", "ProducerError", "encode_event", "event_key",
+    "producer_config",
+]
 
 DEFAULT_TOPIC = "predictions"
 MAX_KEPT_ERRORS = 100
 _REQUIRED = ("model", "features", "prediction")
 
 
-class ProducerError(DriftlineError):
-    """Base of the producer client's errors."""
-
-
 class EventEncodeError(ProducerError):
     """The event does not satisfy the prediction-event contract and was not sent."""
-
-
-class BackpressureError(ProducerError):
-    """The local queue stayed full for longer than ``max_block_s``."""
 
 
 class DeliveryError(ProducerError):
@@ -67,19 +72,6 @@ class DeliveryFailure:
     topic: str
     key: bytes | None
     reason: str
-
-
-class KafkaProducerLike(Protocol):
-    """The part of ``confluent_kafka.Producer`` this client uses."""
-
-    def produce(self, topic: str, *, value: bytes | None = ..., key: bytes | None = ...,
-                on_delivery: Callable[[Any, Any], None] | None = ...) -> None: ...
-
-    def poll(self, timeout: float = ...) -> int: ...
-
-    def flush(self, timeout: float = ...) -> int: ...
-
-    def __len__(self) -> int: ...
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -123,21 +115,6 @@ def event_key(event: Mapping[str, Any]) -> bytes | None:
     return None
 
 
-def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    """The confluent-kafka settings ``PredictionProducer`` uses unless given a client."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,  # implies acks=all, bounded in-flight, safe retries
-        "linger.ms": 20,
-        "batch.size": 1_000_000,
-        "compression.type": "lz4",
-        "queue.buffering.max.messages": 500_000,
-        "message.timeout.ms": 120_000,
-    }
-    config.update(overrides)
-    return config
-
-
 class PredictionProducer:
     """Non-blocking, batched, idempotent producer of prediction events.
 
@@ -172,7 +149,7 @@ class PredictionProducer:
         from confluent_kafka import Producer
 
         overrides = {key.replace("_", "."): value for key, value in config.items()}
-        return cls(Producer(producer_config(bootstrap, **overrides)), topic=topic,
+        return cls(Producer(producer_config(bootstrap, "events", **overrides)), topic=topic,
                    max_block_s=max_block_s)
 
     # -- sending ---------------------------------------------------------------------
@@ -184,22 +161,8 @@ class PredictionProducer:
         """Enqueue an already serialised message (the fast path; no validation)."""
         if self._closed:
             raise ProducerError("producer is closed")
-        deadline: float | None = None
-        while True:
-            try:
-                self._client.produce(self.topic, value=value, key=key,
-                                     on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                now = self._clock()
-                if deadline is None:
-                    deadline = now + self._max_block_s
-                elif now >= deadline:
-                    raise BackpressureError(
-                        f"local queue full for {self._max_block_s:.1f}s "
-                        f"({len(self._client)} messages waiting)"
-                    ) from None
-                self._client.poll(0.05)  # serve delivery reports, which frees room
+        produce(self._client, self.topic, value=value, key=key, on_delivery=self._on_delivery,
+                max_block_s=self._max_block_s, clock=self._clock)
         self.sent += 1
         self._client.poll(0)
 

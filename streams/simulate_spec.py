@@ -13,8 +13,8 @@ Drift grammar (one per ``--drift`` flag)::
     country:unseen=0.05@20s     5 % of values are categories the reference never saw
     credit-risk/income:...      only for that model
 
-Times are event-time offsets from the first event (``s``, ``m``, ``h``; bare numbers are
-seconds).
+Times are event-time offsets from the first event, durations of
+:mod:`streams.durations` (``500ms``, ``30s``, ``2m``, ``1h``; bare numbers are seconds).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sketches.errors import ConfigError
+from streams.durations import NUMBER, UNIT, parse_duration_s
 
 DriftKind = Literal["shift", "scale", "nulls", "unseen"]
 BadKind = Literal["not_json", "non_utf8", "missing_fields", "wrong_types", "nan", "unknown_model"]
@@ -159,18 +160,8 @@ def make_model(name: str, n_numeric: int, n_categorical: int, version: str = "1"
 _DRIFT_RE = re.compile(
     r"^(?:(?P<model>[A-Za-z0-9._-]+)/)?(?P<feature>[A-Za-z0-9_.-]+):"
     r"(?P<kind>shift|scale|nulls|unseen)=(?P<amount>[-+]?[0-9.]+(?:e[-+]?\d+)?)(?P<sd>sd)?"
-    r"@(?P<start>[0-9.]+[smh]?)(?:\.\.(?P<end>[0-9.]+[smh]?))?$"
+    rf"@(?P<start>{NUMBER}(?:{UNIT})?)(?:\.\.(?P<end>{NUMBER}(?:{UNIT})?))?$"
 )
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """``"90"`` / ``"90s"`` / ``"1.5m"`` / ``"2h"`` → seconds."""
-    unit = _UNITS.get(text[-1:])
-    try:
-        return float(text[:-1]) * unit if unit else float(text)
-    except ValueError:
-        raise ConfigError(f"bad duration {text!r} (use e.g. 30s, 2m, 1h)") from None
 
 
 def parse_drift(text: str) -> Drift:
@@ -187,8 +178,8 @@ def parse_drift(text: str) -> Drift:
         raise ConfigError(f"{kind} is a ratio within [0, 1]: {text!r}")
     if kind == "scale" and amount < 0:
         raise ConfigError(f"scale must be >= 0: {text!r}")
-    start = parse_duration(match["start"])
-    end = parse_duration(match["end"]) if match["end"] else float("inf")
+    start = parse_duration_s(match["start"], f"drift {text!r}")
+    end = parse_duration_s(match["end"], f"drift {text!r}") if match["end"] else float("inf")
     if end <= start:
         raise ConfigError(f"drift ends before it starts: {text!r}")
     return Drift(match["feature"], kind, amount, start, end, bool(match["sd"]), match["model"])

@@ -16,7 +16,7 @@ import redis
 
 from driftline.commands.common import add_redis_options, redis_client
 from driftline.models import parse_duration_ms
-from driftline.options import add_option
+from driftline.options import add_option, duration
 from sketches.errors import ConfigError, InputDataError
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="reference file from `driftline profile` (omit with --from-window)")
     _model_flags(put)
     add_option(put, "--from-window", help="build it from the last DURATION of production "
-               "windows in Redis instead of a file (e.g. 1h)")
+               "windows in Redis instead of a file (e.g. 1h)", type=duration)
     add_option(put, "--topic", help="predictions topic whose windows --from-window reads",
                default="predictions")
     add_redis_options(put)

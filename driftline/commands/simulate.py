@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from driftline.commands.common import add_kafka_options
-from driftline.options import add_option, env_name
+from driftline.options import add_option, duration, env_name
 from sketches.errors import ConfigError
-from streams.simulate_spec import SimSpec, build_spec, parse_duration
+from streams.durations import parse_duration_s
+from streams.simulate_spec import SimSpec, build_spec
 
 if TYPE_CHECKING:
     from streams.simulate_run import RunStats
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--rate", help="events per second, or 'max'", default="1000", type=str)
     add_option(p, "--count", help="number of events (default: endless unless --duration)",
                type=int)
-    add_option(p, "--duration", help="stop after this long (e.g. 90s, 5m)", type=str)
+    add_option(p, "--duration", help="stop after this long (e.g. 90s, 5m)", type=duration)
     add_option(p, "--numeric", help="number of numeric features", default=5, type=int)
     add_option(p, "--categorical", help="number of categorical features", default=2, type=int)
     drift_env = env_name("--drift")
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         for path in files:
             print(f"wrote {args.rows} training rows to {path}")
         return 0
-    duration = parse_duration(args.duration) if args.duration else None
+    duration = parse_duration_s(args.duration, "--duration") if args.duration else None
     count: int | None = args.count
     if count is None and duration is not None and rate is not None:
         count = int(rate * duration)

@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import time
 
-import redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -19,9 +18,12 @@ from rich.text import Text
 
 from alerts.evaluator import load_results
 from alerts.results import ModelResult
+from driftline import monitor
+from driftline.alerting import load_alerting
 from driftline.commands.common import add_redis_options, redis_client
 from driftline.options import add_option
 from sketches.errors import ConfigError
+from sketches.store import ReferenceStore
 
 VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "yellow"}
 
@@ -30,16 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="current drift table per model")
     add_option(p, "--model", help="only this model (default: every evaluated model)")
     add_option(p, "--watch", type=float, help="refresh every SECONDS until Ctrl-C")
+    add_option(p, "--models-config", help="the worker's models file: its models are listed "
+               "besides every model with a reference")
     add_redis_options(p)
     p.set_defaults(func=run)
-
-
-def evaluated_models(client: redis.Redis, prefix: str) -> list[str]:
-    models = set()
-    for key in client.scan_iter(match=f"{prefix}:alerts:*:result", count=500):
-        text = key.decode() if isinstance(key, bytes) else str(key)
-        models.add(text[len(prefix) + len(":alerts:"):-len(":result")])
-    return sorted(models)
 
 
 def render(results: list[ModelResult]) -> Group:
@@ -79,22 +75,25 @@ def _t(epoch_s: float) -> str:
 def run(args: argparse.Namespace) -> int:
     client = redis_client(args)
     console = Console()
-
-    if args.model:
-        known = evaluated_models(client, args.key_prefix)
-        if args.model not in known:
-            raise ConfigError(f"unknown model {args.model!r}: no evaluation stored under prefix "
-                              f"{args.key_prefix!r} (evaluated: {', '.join(known) or 'none'})")
+    configured, _ = load_alerting(args.models_config)
+    refs = ReferenceStore(client, args.key_prefix)
 
     def snapshot() -> list[ModelResult]:
-        models = [args.model] if args.model else evaluated_models(client, args.key_prefix)
+        # The models the evaluator evaluates (models file + reference index), read by key:
+        # the keyspace is never scanned.
+        models = [args.model] if args.model else monitor.evaluated_models(configured, refs)
         return load_results(client, args.key_prefix, models)
 
+    results = snapshot()
+    if args.model and not results:
+        known = [r.model for r in load_results(client, args.key_prefix,
+                                               monitor.evaluated_models(configured, refs))]
+        raise ConfigError(f"unknown model {args.model!r}: no evaluation stored under prefix "
+                          f"{args.key_prefix!r} (evaluated: {', '.join(known) or 'none'})")
     if not args.watch:
-        results = snapshot()
         console.print(render(results))
         return 1 if any(r.status == "drift" for r in results) else 0
-    with Live(render(snapshot()), console=console, refresh_per_second=4) as live:
+    with Live(render(results), console=console, refresh_per_second=4) as live:
         while True:
             time.sleep(args.watch)
             live.update(render(snapshot()))

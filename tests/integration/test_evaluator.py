@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from alerts.evaluator import Evaluator, ModelRules
 from alerts.lease import Lease
@@ -18,6 +18,7 @@ from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
 from sketches.store import ReferenceStore
 from streams.core import Checkpoint
+from streams.produce import producer_config
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
 from streams.windows import Counters, WindowKey
@@ -46,6 +47,11 @@ def write_window(store: RedisStateStore, epoch: int, start_ms: int, offset: int,
     key = WindowKey("m", version, start_ms)
     store.write(Checkpoint(0, epoch, offset, start_ms + WINDOW_MS - 1, Counters(ok={"m": offset}),
                            {key: profile}, {key: start_ms + WINDOW_MS}))
+
+
+def alert_publisher(bootstrap: str, topic: str) -> KafkaAlertPublisher:
+    """The alerts-topic publisher as the worker wires it (its producer from streams.produce)."""
+    return KafkaAlertPublisher(Producer(producer_config(bootstrap, "alerts")), topic)
 
 
 def read_alerts(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, object]]:
@@ -85,7 +91,7 @@ def test_fire_once_resolve_once_and_takeover(
         offset += 5000
         write_window(store, snap.epoch, start_ms, offset, window(rng, 5000, shift))
 
-    publisher = KafkaAlertPublisher.connect(kafka_bootstrap, alerts_topic)
+    publisher = alert_publisher(kafka_bootstrap, alerts_topic)
 
     def evaluator(holder: str) -> Evaluator:
         return Evaluator(client, prefix=key_prefix,
@@ -137,7 +143,7 @@ def test_out_of_range_values_alert_as_data_quality(
                              created="2026-11-23T00:00:00Z", chunks=0), "m")
     store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
     snap = store.load(0)
-    publisher = KafkaAlertPublisher.connect(kafka_bootstrap, alerts_topic)
+    publisher = alert_publisher(kafka_bootstrap, alerts_topic)
     ev = Evaluator(client, prefix=key_prefix,
                    models=[ModelRules("m", measure_ms=WINDOW_MS, ranges={"age": (0.0, 120.0)})],
                    windows=WindowReader(store), references=refs, publishers=[publisher],

@@ -14,6 +14,7 @@ import pytest
 
 from driftline.cli import main
 from sketches.errors import ConfigError
+from streams.durations import parse_duration_s
 from streams.events import InvalidEvent, decode_event
 from streams.simulate import (
     CHUNK,
@@ -23,7 +24,7 @@ from streams.simulate import (
     generate_records,
 )
 from streams.simulate_run import pace, write_training
-from streams.simulate_spec import BAD_KINDS, SimSpec, build_spec, parse_drift, parse_duration
+from streams.simulate_spec import BAD_KINDS, SimSpec, build_spec, parse_drift
 
 T0 = 1_800_000_000.0
 
@@ -142,7 +143,7 @@ def test_spec_rejects_unknown_feature_and_bad_ratios() -> None:
         spec_(drifts=["salary:shift=1@1s"])
     with pytest.raises(ConfigError):
         spec_(bad_ratio=1.5)
-    assert parse_duration("2m") == 120.0
+    assert parse_duration_s("2m") == 120.0
 
 
 def test_pace_with_injected_clock() -> None:
