@@ -19,10 +19,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from alerts.evaluator import Evaluator, ModelRules, Publisher, load_results
@@ -31,10 +32,12 @@ from alerts.lease import Lease
 from alerts.metrics import DriftlineCollector, Health
 from alerts.publish import KafkaAlertPublisher, WebhookPublisher
 from alerts.results import ModelResult
+from alerts.webhook import WebhookNotifier
 from driftline.alerting import check_columns, for_model
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
 from streams.health import WorkerHealth
+from streams.produce import producer_config
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
 
@@ -66,6 +69,12 @@ class MonitorSettings:
             )
 
 
+def evaluated_models(configured: Iterable[str], refs: ReferenceStore) -> list[str]:
+    """The models the evaluator evaluates: those in the models file and every model with a
+    reference (read from the reference index, not by scanning keys)."""
+    return sorted(set(configured) | refs.models())
+
+
 class Monitor:
     def __init__(
         self,
@@ -92,12 +101,14 @@ class Monitor:
                             holder, int(settings.lease_ttl_s * 1000))
         self._publishers: list[Publisher] = []
         self._alerts: KafkaAlertPublisher | None = None
+        self._webhook: WebhookNotifier | None = None
         if settings.evaluate:
-            self._alerts = KafkaAlertPublisher.connect(settings.kafka_bootstrap,
-                                                       settings.alerts_topic)
+            producer = Producer(producer_config(settings.kafka_bootstrap, "alerts"))
+            self._alerts = KafkaAlertPublisher(producer, settings.alerts_topic)
             self._publishers.append(self._alerts)
             if settings.webhook_url:
-                self._publishers.append(WebhookPublisher(settings.webhook_url))
+                self._webhook = WebhookNotifier(WebhookPublisher(settings.webhook_url).publish,
+                                                what=f"webhook {settings.webhook_url}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: ApiServer | None = None
@@ -105,8 +116,8 @@ class Monitor:
 
     # -- what is evaluated ------------------------------------------------------------
     def model_rules(self) -> list[ModelRules]:
-        names = set(self._models) | self._refs.models()
-        return [for_model(n, self._models, self._fallback) for n in sorted(names)]
+        return [for_model(n, self._models, self._fallback)
+                for n in evaluated_models(self._models, self._refs)]
 
     def check_config(self) -> None:
         """Refuse to start half-configured: column overrides must exist in references."""
@@ -118,7 +129,8 @@ class Monitor:
     def evaluator(self) -> Evaluator:
         return Evaluator(self._client, prefix=self.settings.key_prefix,
                          models=self.model_rules(), windows=self._reader,
-                         references=self._refs, publishers=self._publishers, lease=self._lease)
+                         references=self._refs, publishers=self._publishers, lease=self._lease,
+                         notifiers=[self._webhook] if self._webhook else [])
 
     # -- scrape-time views --------------------------------------------------------------
     def results(self) -> list[ModelResult]:
@@ -142,7 +154,8 @@ class Monitor:
             if c.invalid:
                 events[("_undecoded", "invalid")] = sum(c.invalid.values())
         return Health(events=events, lag=lag, flush_seconds=wh.last_flush_s if wh else None,
-                      flushes=wh.checkpoints if wh else 0, is_leader=leader)
+                      flushes=wh.checkpoints if wh else 0, is_leader=leader,
+                      webhook=self._webhook.stats() if self._webhook else None)
 
     def ready(self) -> bool:
         wh = self._health()
@@ -150,6 +163,8 @@ class Monitor:
             self._client.ping()
         except redis.exceptions.RedisError:
             return False
+        if wh is not None and wh.not_ready():
+            return False  # rebuilding lost state, or holding partitions it does not process
         return wh is None or bool(wh.partitions) or wh.records > 0 or self.evaluations > 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -169,6 +184,8 @@ class Monitor:
                 ) from exc
             self._server.start()
         if self.settings.evaluate:
+            if self._webhook is not None:
+                self._webhook.start()
             self._thread = threading.Thread(target=self._loop, name="driftline-evaluator",
                                             daemon=True)
             self._thread.start()
@@ -196,6 +213,8 @@ class Monitor:
         if self.settings.evaluate:
             with contextlib.suppress(redis.exceptions.RedisError):
                 self._lease.release()
+        if self._webhook is not None:
+            self._webhook.close()
         if self._alerts is not None:
             self._alerts.close()
         self._client.close()

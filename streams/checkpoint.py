@@ -4,7 +4,9 @@ Order matters for "nothing lost, nothing counted twice": rejected records are de
 to the DLQ before the offsets that skip them are stored; each partition's changed
 windows and applied offset go to Redis in one fenced write; only the checkpoints that
 landed are returned, and only their offsets may then be committed to Kafka. A write
-refused by fencing drops that partition (another worker owns it now).
+refused by fencing drops that partition (another worker owns it now). A write refused
+because Redis lost the partition's state drops the in-memory state too (it cannot be
+stored whole) and hands the partition to ``on_lost``, which rebuilds it from Kafka.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from streams.core import Checkpoint, Processor
 from streams.dlq import DlqNotDelivered, DlqSender
 from streams.health import PartitionHealth, WorkerHealth
 from streams.retry import RetryPolicy
-from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore
+from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore, StateLostError
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,13 @@ class Checkpointer:
         dlq_retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_lost: Callable[[int, str, int], None] | None = None,
     ) -> None:
+        """``on_lost(partition, cause, applied_offset)``: called after a write found the state
+        lost (``applied_offset``: what the worker had applied); without one,
+        :class:`StateLostError` propagates (the worker stops)."""
         self.topic = topic
+        self.on_lost = on_lost
         self.dlq = dlq
         self.store = store
         self.processor = processor
@@ -72,11 +79,22 @@ class Checkpointer:
             except FencedError as exc:
                 log.warning("%s fenced, dropping the partition: %s", what, exc)
                 self.health.fenced += 1
+                self.health.orphaned.add(cp.partition)
                 self.processor.revoke(cp.partition)
                 self.health.partitions.pop(cp.partition, None)
                 continue
+            except StateLostError as exc:
+                log.error("%s: %s", what, exc)
+                self.health.count_reset(cp.partition, exc.cause)
+                self.processor.revoke(cp.partition)
+                self.health.partitions.pop(cp.partition, None)
+                if self.on_lost is None:
+                    raise
+                self.on_lost(cp.partition, exc.cause, cp.applied_offset)
+                continue
             self.processor.flushed(cp)
             written.append(cp)
+            self.health.last_checkpoint_at = self.clock()
         self.health.record_flush(self.clock() - started)
         return written
 

@@ -109,6 +109,10 @@ class PartitionSnapshot:
     windows: Mapping[WindowKey, bytes] = field(default_factory=dict)
     watermarks: Mapping[str, int] = field(default_factory=dict)
     """Per model; a model missing here (state written before 0.2) uses ``watermark_ms``."""
+    generation: int = 0
+    """How many checkpoints the stored state has taken (0: none)."""
+    topic_id: str | None = None
+    """The Kafka topic id the state was built from (None: not recorded)."""
 
     def model_watermark(self, model: str) -> int:
         return self.watermarks.get(model, self.watermark_ms)
@@ -128,6 +132,9 @@ class Checkpoint:
     window_ends_ms: Mapping[WindowKey, int]
     watermarks: Mapping[str, int] = field(default_factory=dict)
     """Per model (``watermark_ms`` is their maximum)."""
+    generation: int = 0
+    """The stored generation this checkpoint builds on (the store bumps it)."""
+    topic_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +148,8 @@ class _Partition:
     dirty: set[WindowKey] = field(default_factory=set)
     flushed_offset: int = NO_OFFSET
     columns: dict[WindowKey, set[str]] = field(default_factory=dict)  # names per window
+    generation: int = 0
+    topic_id: str | None = None
 
     @property
     def watermark(self) -> int:
@@ -194,6 +203,8 @@ class Processor:
             windows=windows,
             ends=ends,
             flushed_offset=snap.applied_offset,
+            generation=snap.generation,
+            topic_id=snap.topic_id,
         )
 
     def revoke(self, partition: int) -> None:
@@ -366,6 +377,8 @@ class Processor:
             windows={k: st.windows[k].to_bytes() for k in st.dirty},
             window_ends_ms={k: st.ends[k] for k in st.dirty},
             watermarks={m: w for m, w in st.watermarks.items() if w != NO_WATERMARK},
+            generation=st.generation,
+            topic_id=st.topic_id,
         )
 
     def flushed(self, cp: Checkpoint) -> None:
@@ -374,6 +387,7 @@ class Processor:
         if st is None or st.epoch != cp.epoch:
             return
         st.flushed_offset = cp.applied_offset
+        st.generation = cp.generation + 1
         st.dirty.difference_update(cp.windows)
         wms = st.watermarks
         closed = [k for k, end in st.ends.items()

@@ -30,6 +30,27 @@ class WorkerHealth:
     last_flush_s: float = 0.0
     max_flush_s: float = 0.0
     total_flush_s: float = 0.0
+    state_resets: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(partition, cause) -> times the partition's state was found lost and reset."""
+    offset_gaps: dict[int, int] = field(default_factory=dict)
+    """partition -> records deleted by retention before they were processed."""
+    rebuilding: dict[int, int] = field(default_factory=dict)
+    """partition -> the offset a rebuild must reach before the worker is ready again."""
+    orphaned: set[int] = field(default_factory=set)
+    """Partitions assigned to this worker that it stopped processing (until it rejoins)."""
+    last_checkpoint_at: float | None = None
+    """Monotonic time of the last successful checkpoint (None: none yet)."""
+
+    def count_reset(self, partition: int, cause: str) -> None:
+        key = (partition, cause)
+        self.state_resets[key] = self.state_resets.get(key, 0) + 1
+
+    def not_ready(self) -> list[str]:
+        """Why this worker should not be sent traffic or trusted right now (empty: ready)."""
+        reasons = [f"partition {p} rebuilding from Kafka up to offset {end}"
+                   for p, end in sorted(self.rebuilding.items())]
+        reasons += [f"partition {p} assigned but not processed" for p in sorted(self.orphaned)]
+        return reasons
 
     def record_flush(self, seconds: float) -> None:
         self.checkpoints += 1

@@ -10,7 +10,7 @@ Rebalancing is cooperative-sticky. ``on_assign`` loads each partition from Redis
 (bumping its epoch) and seeks to ``applied + 1`` (the committed offset / earliest when
 Redis has nothing); ``on_revoke`` / ``on_lost`` checkpoint and drop the partitions. A
 write rejected by fencing drops that partition's state (another worker owns it now).
-Redis and DLQ failures are waited out with :class:`streams.retry.RetryPolicy`; broker
+Redis and DLQ failures are waited out with :class:`sketches.retry.RetryPolicy`; broker
 outages are waited out by librdkafka. :meth:`ConfluentRunner.stop` (SIGTERM) ends the
 loop after the current batch with a final checkpoint.
 """
@@ -21,16 +21,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from sketches.retry import RetryAborted, RetryPolicy
+from streams import produce
 from streams.checkpoint import Checkpointer
 from streams.core import Processor, Record
 from streams.dlq import DlqSender
 from streams.health import WorkerHealth
-from streams.retry import RetryAborted, RetryPolicy
+from streams.recovery import Recovery
 from streams.state import RedisStateStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class RunnerConfig:
     poll_timeout_s: float = 0.5
     checkpoint_records: int = 100_000
     checkpoint_interval_s: float = 2.0
+    on_state_loss: str = "rebuild"
 
 
 def consumer_config(
@@ -59,7 +61,9 @@ def consumer_config(
         "group.id": group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
+        # positions always come from Redis (or the earliest offset): a position the broker
+        # no longer has is an error the runner counts as a gap, never a silent reset
+        "auto.offset.reset": "error",
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
@@ -74,13 +78,9 @@ def consumer_config(
 
 
 def producer_config(bootstrap: str) -> dict[str, Any]:
-    """Idempotent DLQ producer that keeps retrying while the broker is away."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "linger.ms": 20,
-        "message.timeout.ms": 600_000,
-    }
+    """The DLQ producer's settings: idempotent, keeps retrying while the broker is away
+    (:func:`streams.produce.producer_config`, purpose ``"dlq"``)."""
+    return produce.producer_config(bootstrap, "dlq")
 
 
 class ConfluentRunner:
@@ -98,7 +98,9 @@ class ConfluentRunner:
         dlq_retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        topic_id: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`)."""
         self.consumer = consumer
         self.dlq = dlq
         self.store = store
@@ -112,6 +114,12 @@ class ConfluentRunner:
             redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,
         )
         self.redis_retry = self._checkpointer.redis_retry
+        self.recovery = Recovery(
+            consumer=consumer, topic=config.topic, store=store, processor=processor,
+            health=self.health, retry=self.redis_retry, should_stop=lambda: self._stopping,
+            sleep=sleep, topic_id=topic_id, mode=config.on_state_loss,
+        )
+        self._checkpointer.on_lost = self.recovery.state_lost
         self._stopping = False
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
@@ -149,13 +157,23 @@ class ConfluentRunner:
         if len(records) != len(msgs):
             for m in msgs:
                 err = m.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                if err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    self.recovery.offset_reset(m.partition(), m.offset())
+                elif err is not None and err.code() != KafkaError._PARTITION_EOF:
                     log.warning(
                         "consumer error topic=%s partition=%s offset=%s: %s",
                         m.topic(), m.partition(), m.offset(), err,
                     )
         if records:
-            for rejected in self.processor.process(records):
+            try:
+                rejections = self.processor.process(records)
+            except Exception:
+                # Not a payload (those are rejected, never raised) but a bug: drop the
+                # half-applied state so the close path cannot checkpoint it; a restarted
+                # worker resumes from Redis.
+                self.processor.discard()
+                raise
+            for rejected in rejections:
                 self.dlq.send(rejected)
                 self.health.dlq_sent += 1
             self._since_checkpoint += len(records)
@@ -165,7 +183,19 @@ class ConfluentRunner:
         )
         if due:
             self.checkpoint(self.processor.partitions)
+        if self.health.orphaned:
+            self._rejoin()
         return len(records)
+
+    def _rejoin(self) -> None:
+        """Partitions this worker was fenced from are still assigned to it: leave and join
+        the group again so they go to whichever member owns them now (or back here)."""
+        log.warning("topic=%s: fenced from partitions %s but still assigned them; rejoining "
+                    "the group", self.config.topic, sorted(self.health.orphaned))
+        self.consumer.unsubscribe()
+        self.health.orphaned.clear()
+        self.consumer.subscribe([self.config.topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     # -- checkpoints -------------------------------------------------------------------
     def checkpoint(self, partitions: list[int]) -> None:
@@ -173,6 +203,8 @@ class ConfluentRunner:
         written = self._checkpointer.flush(partitions, should_stop=lambda: self._stopping)
         offsets = [TopicPartition(self.config.topic, cp.partition, cp.applied_offset + 1)
                    for cp in written]
+        for cp in written:
+            self.recovery.progress(cp.partition, cp.applied_offset)
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=True)
@@ -194,20 +226,11 @@ class ConfluentRunner:
 
     # -- rebalance callbacks -----------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        topic_id = self.recovery.topic_id() if partitions else None
         for tp in partitions:
-            snap = self.redis_retry.call(
-                partial(self.store.load, tp.partition),
-                what=f"load topic={tp.topic} partition={tp.partition}",
-                sleep=self.sleep,
-                should_stop=lambda: self._stopping,
-            )
-            self.processor.assign(snap)
-            if snap.applied_offset >= 0:
-                tp.offset = snap.applied_offset + 1
-            log.info(
-                "assigned topic=%s partition=%d epoch=%d offset=%d",
-                tp.topic, tp.partition, snap.epoch, tp.offset,
-            )
+            tp.offset = self.recovery.start_offset(tp.partition, topic_id)
+            log.info("assigned topic=%s partition=%d offset=%d", tp.topic, tp.partition,
+                     tp.offset)
         consumer.incremental_assign(partitions)
         self._update_health()
 

@@ -2,9 +2,9 @@
 
 Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
 
-    P:v1:{P:T:p<p>}:meta              hash: epoch, offset, watermark, c:<counter>=n,
-                                      wm:<model>=ms (per-model watermark; absent in
-                                      state written before them: ``watermark`` stands in)
+    P:v1:{P:T:p<p>}:meta              hash: epoch, gen, offset, watermark, topic_id,
+                                      c:<counter>=n, wm:<model>=ms (per-model watermark;
+                                      absent in older state: ``watermark`` stands in)
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
     P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
@@ -12,17 +12,22 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
 All keys of one partition share the hash tag ``{P:T:p<p>}``, so the checkpoint script
 touches one Redis Cluster slot. :meth:`RedisStateStore.load` bumps the partition's epoch
 (``HINCRBY``) and returns what is stored; :meth:`RedisStateStore.write` runs one Lua
-script that first compares the stored epoch with the writer's and raises
-:class:`FencedError` when they differ (a newer owner took the partition), else sets the
-changed windows (with TTL), the index, the applied offset, watermark and counters —
-all or nothing. Writes are idempotent, so a retry after a lost reply is safe.
+script that first compares the stored epoch and generation (a write counter) with the
+writer's: a newer epoch in Redis raises :class:`FencedError` (a newer owner took the
+partition); an older epoch or another generation raises :class:`StateLostError` (Redis
+lost what this worker wrote: restarted empty, flushed, evicted, restored from an old
+snapshot). Otherwise it sets the changed windows (with TTL), the index, the applied
+offset, watermark, counters and topic id, and bumps the generation — all or nothing.
+A retry of a write whose reply was lost is recognised and succeeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import redis
@@ -48,12 +53,21 @@ REDIS_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
 
 _WRITE_LUA: Final = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
-if cur ~= tonumber(ARGV[1]) then
-  return {0, cur}
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+local want = tonumber(ARGV[1])
+if cur > want then
+  return {0, cur, gen}
 end
-local ncount = tonumber(ARGV[5])
-local i = 6
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'watermark', ARGV[3])
+if cur == want and gen == tonumber(ARGV[2]) + 1 and
+   redis.call('HGET', KEYS[1], 'offset') == ARGV[3] then
+  return {1, cur, gen}  -- a retry of a write that landed (its reply was lost)
+end
+if cur < want or gen ~= tonumber(ARGV[2]) then
+  return {2, cur, gen}
+end
+local ncount = tonumber(ARGV[6])
+local i = 7
+redis.call('HSET', KEYS[1], 'offset', ARGV[3], 'watermark', ARGV[4], 'gen', gen + 1)
 local fields = {}
 for n = 1, ncount do
   fields[#fields + 1] = ARGV[i]
@@ -69,13 +83,36 @@ for k = 3, #KEYS do
   redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
   i = i + 4
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-return {1, cur}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
+return {1, cur, gen + 1}
 """
+
+_RESET_LUA: Final = """
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, m in ipairs(members) do
+  redis.call('DEL', ARGV[1] .. m)
+end
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') + 1
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'gen', 0)
+return epoch
+"""
+
+
+class StateLostError(DriftlineError):
+    """The partition's state in Redis is missing or older than this worker last wrote
+    (Redis restarted empty, FLUSHALL, eviction, an old snapshot restored): not fencing."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class FencedError(DriftlineError):
     """A write carried an older epoch than Redis holds: another worker owns the partition."""
+
+
+_STATUS_FENCED, _STATUS_OK, _STATUS_LOST = 0, 1, 2
 
 
 class RedisStateStore:
@@ -107,6 +144,7 @@ class RedisStateStore:
         self.window_ttl_ms = window_ttl_ms
         self.fsync = fsync
         self._script = client.register_script(_WRITE_LUA)
+        self._reset = client.register_script(_RESET_LUA)
 
     # -- keys ------------------------------------------------------------------------
     def _base(self, partition: int) -> str:
@@ -136,30 +174,51 @@ class RedisStateStore:
         )
         return dataclasses.replace(snap, epoch=epoch)
 
+    def reset(self, partition: int) -> PartitionSnapshot:
+        """Delete the partition's stored state (its windows, index and meta) and take it
+        with a new epoch: for state that belongs to another incarnation of the topic."""
+        epoch = int(self._reset(keys=[self.meta_key(partition), self.index_key(partition)],
+                                args=[self._base(partition) + ":w:"]))
+        self.client.sadd(self.partitions_key(), partition)
+        return PartitionSnapshot(partition, epoch)
+
     def write(self, cp: Checkpoint) -> None:
-        """Store one checkpoint atomically; raise :class:`FencedError` on an old epoch."""
+        """Store one checkpoint atomically. :class:`FencedError` when Redis holds a newer
+        epoch (another worker owns the partition); :class:`StateLostError` when it holds an
+        older epoch or another generation than this worker last wrote (state lost)."""
         p = cp.partition
         keys: list[str] = [self.meta_key(p), self.index_key(p)]
-        counters = cp.counters.to_fields()
+        fields: list[Any] = []
+        for name, value in cp.counters.to_fields().items():
+            fields += [f"c:{name}", value]
+        for model, mark in cp.watermarks.items():
+            fields += [f"wm:{model}", mark]
+        if cp.topic_id:
+            fields += ["topic_id", cp.topic_id]
         argv: list[Any] = [
             cp.epoch,
+            cp.generation,
             cp.applied_offset,
             cp.watermark_ms,
             min(cp.watermarks.values(), default=cp.watermark_ms) - self.window_ttl_ms,
-            len(counters) + len(cp.watermarks),
+            len(fields) // 2,
+            *fields,
         ]
-        for name, value in counters.items():
-            argv += [f"c:{name}", value]
-        for model, mark in cp.watermarks.items():
-            argv += [f"wm:{model}", mark]
         for key, blob in cp.windows.items():
             keys.append(self.window_key(p, key))
             argv += [key.encode(), key.start_ms, self.window_ttl_ms, blob]
-        ok, current = self._script(keys=keys, args=argv)
-        if not int(ok):
+        status, current, gen = (int(x) for x in self._script(keys=keys, args=argv))
+        if status == _STATUS_FENCED:
             raise FencedError(
                 f"topic={self.topic} partition={p}: write with epoch {cp.epoch} rejected, "
-                f"Redis holds epoch {int(current)}"
+                f"Redis holds epoch {current}"
+            )
+        if status == _STATUS_LOST:
+            raise StateLostError(
+                f"topic={self.topic} partition={p}: state lost — this worker last wrote "
+                f"generation {cp.generation} (epoch {cp.epoch}, applied offset up to the "
+                f"previous checkpoint), Redis holds generation {gen} (epoch {current})",
+                cause="missing" if current == 0 and gen == 0 else "older",
             )
         if self.fsync:
             try:
@@ -184,6 +243,8 @@ class RedisStateStore:
             {k[2:]: int(v) for k, v in meta.items() if k.startswith("c:")}
         )
         watermarks = {k[3:]: int(v) for k, v in meta.items() if k.startswith("wm:")}
+        generation = int(meta.get("gen", 0))
+        topic_id = meta.get("topic_id") or None
         if min_start_ms is None:
             # the model furthest behind decides: another model's clock must not hide its
             # still-open windows (a fresh, empty window would then overwrite the stored one)
@@ -196,8 +257,31 @@ class RedisStateStore:
             blobs = self.client.mget([self.window_key(partition, k) for k in keys])
             windows = {k: _blob(b) for k, b in zip(keys, blobs, strict=True) if b is not None}
         return PartitionSnapshot(
-            partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows, watermarks
+            partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows, watermarks,
+            generation, topic_id,
         )
+
+    # -- incidents (read by the evaluator's operational alert) ---------------------------
+    def incidents_key(self) -> str:
+        return f"{self.prefix}:{SCHEME}:{{{self.prefix}:{self.topic}}}:incidents"
+
+    def note_incident(self, partition: int, cause: str | None, *, rebuilding: bool,
+                      records: int = 0, now: Callable[[], float] = time.time) -> None:
+        """Record that ``partition`` lost state / was reset / skipped ``records`` (``cause``;
+        None only updates ``rebuilding``) for the operational alert and ``status``."""
+        key = self.incidents_key()
+        raw = self.client.hget(key, str(partition))
+        cur: dict[str, Any] = json.loads(raw) if raw else {"count": 0, "records": 0}
+        if cause is not None:
+            cur.update(cause=cause, count=cur["count"] + 1, at=now())
+        cur["rebuilding"] = rebuilding
+        cur["records"] = cur.get("records", 0) + records
+        self.client.hset(key, str(partition), json.dumps(cur))
+
+    def incidents(self) -> dict[int, dict[str, Any]]:
+        """partition -> its last incident: cause, count, at (epoch s), rebuilding, records."""
+        raw: dict[bytes, bytes] = self.client.hgetall(self.incidents_key())  # type: ignore[assignment]
+        return {int(k): json.loads(v) for k, v in raw.items()}
 
     def stored_partitions(self) -> list[int]:
         return sorted(int(p) for p in self.client.smembers(self.partitions_key()))

@@ -11,10 +11,12 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection
+from confluent_kafka.admin import AdminClient
 
 from streams.core import (
     DEFAULT_MAX_COLUMNS,
@@ -52,6 +54,7 @@ class WorkerSettings:
     max_future_ms: int = DEFAULT_MAX_FUTURE_MS
     max_models: int = DEFAULT_MAX_MODELS
     max_columns: int = DEFAULT_MAX_COLUMNS
+    on_state_loss: str = "rebuild"
 
 
 def build_processor(settings: WorkerSettings, catalog: ModelCatalog) -> Processor:
@@ -74,6 +77,37 @@ def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateSt
     )
 
 
+def topic_id(bootstrap: str, topic: str) -> str | None:
+    """The topic's Kafka id (changes when it is deleted and recreated); None if unknown."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        [future] = admin.describe_topics(TopicCollection([topic]),
+                                         request_timeout=10).values()
+        return str(future.result().topic_id)
+    except (KafkaException, ValueError) as exc:
+        log.warning("cannot read the id of topic %s (recreation goes unnoticed): %s", topic, exc)
+        return None
+
+
+def check_redis(client: redis.Redis) -> None:
+    """Say in one line what the Redis configuration means for exactness."""
+    try:
+        cfg: dict[str, str] = {}
+        for name in ("maxmemory-policy", "appendonly", "save"):
+            cfg.update({str(k): str(v) for k, v in client.config_get(name).items()})
+    except redis.exceptions.RedisError as exc:
+        log.warning("cannot read the Redis configuration (%s): if it evicts keys or keeps no "
+                    "persistence, lost state is rebuilt from Kafka", exc)
+        return
+    policy = cfg.get("maxmemory-policy", "?")
+    if policy != "noeviction":
+        log.warning("Redis maxmemory-policy is %s: under memory pressure it may evict window "
+                    "state, which is then rebuilt from Kafka; use noeviction", policy)
+    if cfg.get("appendonly") != "yes" and not cfg.get("save"):
+        log.warning("Redis keeps no persistence (appendonly no, no save): a Redis restart "
+                    "loses all window state, which is then rebuilt from Kafka")
+
+
 def run_confluent_worker(
     settings: WorkerSettings,
     catalog: ModelCatalog,
@@ -93,6 +127,7 @@ def run_confluent_worker(
     )
     producer = Producer(producer_config(settings.kafka_bootstrap))
     store = build_store(settings, catalog)
+    check_redis(store.client)
     runner = ConfluentRunner(
         consumer=consumer,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
@@ -103,7 +138,9 @@ def run_confluent_worker(
             batch_size=settings.batch_size,
             checkpoint_records=settings.checkpoint_records,
             checkpoint_interval_s=settings.checkpoint_interval_s,
+            on_state_loss=settings.on_state_loss,
         ),
+        topic_id=partial(topic_id, settings.kafka_bootstrap, settings.topic),
     )
 
     if on_health is not None:

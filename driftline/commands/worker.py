@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--window-ttl", help="TTL of stored windows", default="7d", type=duration)
     add_option(p, "--max-future-skew", help="events stamped further than this ahead of "
                "their Kafka timestamp go to the DLQ (bad_ts)", default="5m")
+    add_option(p, "--on-state-loss", help="when Redis lost a partition's state: rebuild it "
+               "from Kafka, resume (accept a recorded gap) or stop", default="rebuild",
+               choices=["rebuild", "resume", "stop"])
     add_option(p, "--max-models", help="models not in the models file a partition accepts; "
                "more go to the DLQ (limit)", default=100, type=int)
     add_option(p, "--max-columns", help="columns per model window; events adding more go to "
@@ -87,6 +90,7 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_future_ms=parse_duration_ms(args.max_future_skew, "--max-future-skew"),
         max_models=_positive(args.max_models, "--max-models"),
         max_columns=_positive(args.max_columns, "--max-columns"),
+        on_state_loss=args.on_state_loss,
     )
 
 

@@ -12,7 +12,7 @@ from streams.core import Checkpoint, PartitionSnapshot, Processor
 from streams.dlq import DlqSender
 from streams.retry import RetryAborted, RetryPolicy
 from streams.runner import ConfluentRunner, RunnerConfig
-from streams.state import REDIS_TRANSIENT, FencedError
+from streams.state import REDIS_TRANSIENT, FencedError, StateLostError
 from streams.windows import ModelCatalog
 
 T0 = 1_795_420_800_000
@@ -54,6 +54,21 @@ class FakeConsumer:
         self.log = log
         self.batches: list[list[Msg]] = []
         self.assigned: list[TP] = []
+        self.committed_offsets: dict[int, int] = {}
+        self.subscriptions = 0
+
+    def committed(self, tps: list[Any], timeout: float) -> list[TP]:
+        return [TP(tp.topic, tp.partition, self.committed_offsets.get(tp.partition, -1001))
+                for tp in tps]
+
+    def incremental_unassign(self, partitions: list[Any]) -> None:
+        self.log.append("unassign " + ",".join(str(tp.partition) for tp in partitions))
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.subscriptions += 1
+
+    def unsubscribe(self) -> None:
+        self.log.append("unsubscribe")
 
     def consume(self, n: int, timeout: float) -> list[Msg]:
         return self.batches.pop(0) if self.batches else []
@@ -64,7 +79,8 @@ class FakeConsumer:
     def incremental_assign(self, partitions: list[TP]) -> None:
         self.assigned = partitions
 
-    def get_watermark_offsets(self, tp: Any, cached: bool) -> tuple[int, int]:
+    def get_watermark_offsets(self, tp: Any, cached: bool = False,
+                              timeout: float = 0) -> tuple[int, int]:
         return (0, 10)
 
 
@@ -93,7 +109,17 @@ class FakeStore:
         self.log = log
         self.fail_next = 0
         self.fenced: set[int] = set()
+        self.lost: set[int] = set()
         self.snapshots: dict[int, PartitionSnapshot] = {}
+        self.incidents: list[tuple[int, str | None, bool]] = []
+
+    def note_incident(self, partition: int, cause: str | None, *, rebuilding: bool,
+                      records: int = 0) -> None:
+        self.incidents.append((partition, cause, rebuilding))
+
+    def reset(self, partition: int) -> PartitionSnapshot:
+        self.log.append(f"reset p{partition}")
+        return PartitionSnapshot(partition, epoch=9)
 
     def load(self, partition: int) -> PartitionSnapshot:
         return self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
@@ -104,6 +130,9 @@ class FakeStore:
             raise redis.exceptions.ConnectionError("down")
         if cp.partition in self.fenced:
             raise FencedError("newer epoch")
+        if cp.partition in self.lost:
+            self.lost.discard(cp.partition)
+            raise StateLostError("gone", cause="missing")
         self.log.append(f"redis p{cp.partition}@{cp.applied_offset}")
 
 
@@ -128,12 +157,14 @@ def make() -> tuple[ConfluentRunner, FakeConsumer, FakeStore, list[str], list[fl
     return runner, consumer, store, log, sleeps
 
 
-def test_assign_seeks_past_applied_offset_or_leaves_committed() -> None:
+def test_assign_seeks_past_applied_offset_or_to_the_start() -> None:
     runner, consumer, store, _log, _ = make()
     store.snapshots[1] = PartitionSnapshot(1, epoch=4, applied_offset=41)
     runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
-    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -1001), (1, 42)]
+    # nothing in Redis: read the partition from the start, never from a committed offset
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -2), (1, 42)]
     assert runner.processor.partitions == [0, 1]
+    assert runner.health.state_resets == {} and runner.health.rebuilding == {}
 
 
 def test_dlq_flush_then_redis_then_commit_with_redis_retries() -> None:
@@ -156,7 +187,9 @@ def test_fenced_write_drops_the_partition_without_commit() -> None:
     consumer.batches = [[Msg(0, 0, event()), Msg(1, 0, event()), Msg(1, 1, event())]]
     runner.poll_once()
     assert runner.processor.partitions == [1] and runner.health.fenced == 1
-    assert log == ["dlq flush", "redis p1@1", "commit 1@2"]
+    # still assigned partition 0 but fenced from it: rejoin so the group hands it over
+    assert log == ["dlq flush", "redis p1@1", "commit 1@2", "unsubscribe"]
+    assert consumer.subscriptions == 1 and runner.health.orphaned == set()
 
 
 def test_revoke_checkpoints_then_forgets() -> None:
@@ -179,3 +212,78 @@ def test_stop_while_redis_is_down_aborts_the_retry() -> None:
     runner.stop()
     with pytest.raises(RetryAborted):
         runner.checkpoint([0])
+
+
+def test_a_failing_batch_is_never_checkpointed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A processor failure mid-batch (a bug, not a payload) leaves nothing for the close
+    path to write: the half-applied state is discarded and resumes from Redis."""
+    runner, consumer, _store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event())]]
+    runner.poll_once()
+    real_apply = runner.processor._apply
+
+    def half_then_fail(*args: Any) -> None:
+        real_apply(*args)
+        raise RuntimeError("bug after a partial update")
+
+    monkeypatch.setattr(runner.processor, "_apply", half_then_fail)
+    consumer.batches = [[Msg(0, 1, event())]]
+    with pytest.raises(RuntimeError):
+        runner.poll_once()
+    runner._on_revoke(consumer, [TP("t", 0)])  # what consumer.close() triggers
+    assert log == [] and runner.processor.partitions == []
+
+
+def test_state_lost_in_redis_is_rebuilt_from_the_start() -> None:
+    runner, consumer, store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event()), Msg(0, 1, event()), Msg(0, 2, event())]]
+    store.lost.add(0)  # Redis restarted empty: the write finds no state
+    runner.poll_once()
+    assert runner.health.state_resets == {(0, "missing"): 1}
+    assert "unassign 0" in log
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -2)]
+    assert runner.processor.applied_offset(0) == -1  # nothing kept: re-read from the start
+    assert runner.health.rebuilding == {0: 10} and runner.health.not_ready()
+    assert (0, "state_lost_missing", True) in store.incidents
+    consumer.batches = [[Msg(0, o, event()) for o in range(10)]]
+    runner.poll_once()
+    assert runner.health.rebuilding == {} and runner.health.not_ready() == []
+    assert runner.processor.counters(0).ok == {"m": 10}
+    assert store.incidents[-1] == (0, None, False)
+
+
+def test_state_missing_at_start_with_committed_offsets_is_a_loss() -> None:
+    runner, consumer, _store, _log, _ = make()
+    consumer.committed_offsets[0] = 5
+    runner._on_assign(consumer, [TP("t", 0)])
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -2)]
+    assert runner.health.state_resets == {(0, "missing_at_start"): 1}
+
+
+def test_state_of_another_topic_incarnation_is_deleted() -> None:
+    runner, consumer, store, log, _ = make()
+    runner.recovery.topic_id = lambda: "new-id"
+    store.snapshots[0] = PartitionSnapshot(0, epoch=3, applied_offset=900, topic_id="old-id")
+    runner._on_assign(consumer, [TP("t", 0)])
+    assert "reset p0" in log
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -2)]
+    assert runner.health.state_resets == {(0, "topic_recreated"): 1}
+
+
+class ResetMsg(Msg):
+    def error(self) -> Any:
+        from confluent_kafka import KafkaError
+
+        return KafkaError(KafkaError._AUTO_OFFSET_RESET)
+
+
+def test_records_deleted_before_processing_are_a_counted_gap() -> None:
+    runner, consumer, _store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.get_watermark_offsets = lambda tp, cached=False, timeout=0: (7, 20)  # type: ignore[method-assign]
+    consumer.batches = [[ResetMsg(0, 3, None)]]
+    runner.poll_once()
+    assert runner.health.offset_gaps == {0: 4}  # offsets 3..6 are gone
+    assert "unassign 0" in log and [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, 7)]

@@ -1,0 +1,197 @@
+"""When Redis or the topic is not what the worker remembers: detect it, say it, rebuild.
+
+Kafka is the source of truth and Redis a cache of what was applied from it, so every
+mismatch between the two is resolved by reading Kafka again — never by skipping records:
+
+- **state lost** (a checkpoint found the partition's state missing or older than this
+  worker wrote: Redis restarted empty, ``FLUSHALL``, eviction, an old snapshot): reload
+  what Redis has (an older snapshot is a consistent earlier state) and re-read the
+  partition from the offset after it, from the earliest retained offset when nothing is
+  left. ``on_state_loss``: ``rebuild`` (default), ``resume`` (keep going from the current
+  position with empty windows: a recorded gap) or ``stop`` (raise: the worker exits).
+- **missing at start**: no state in Redis but the group has committed offsets — the state
+  was lost while no worker ran: rebuilt the same way.
+- **another topic** (the stored topic id differs — deleted and recreated — or the stored
+  position is beyond the partition's end): the old state is deleted, never merged, and
+  the partition is read from the start.
+- **a gap** (retention deleted records before they were processed; the consumer runs with
+  ``auto.offset.reset=error`` so this is reported, not absorbed): the skipped offsets are
+  counted per partition and logged at ERROR; reading resumes at the earliest retained.
+
+Each case is logged at ERROR with what was lost, counted in :class:`WorkerHealth`
+(``state_resets``, ``offset_gaps``), noted in Redis for the evaluator's operational alert
+(:meth:`RedisStateStore.note_incident`), and, while a partition is being rebuilt, the
+worker reports not ready.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+from sketches.retry import RetryPolicy
+from streams.core import PartitionSnapshot, Processor
+from streams.health import WorkerHealth
+from streams.state import RedisStateStore, StateLostError
+
+log = logging.getLogger(__name__)
+
+MODES: Final = ("rebuild", "resume", "stop")
+
+
+class Recovery:
+    """Positions partitions on assignment and repairs them when state or topic changed.
+
+    ``topic_id()`` returns the topic's current Kafka id (None when it cannot be read);
+    ``call(fn, what)`` runs a Redis call under the runner's retry policy.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: Any,
+        topic: str,
+        store: RedisStateStore,
+        processor: Processor,
+        health: WorkerHealth,
+        retry: RetryPolicy,
+        should_stop: Callable[[], bool],
+        sleep: Callable[[float], None],
+        topic_id: Callable[[], str | None] = lambda: None,
+        mode: str = "rebuild",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"on_state_loss must be one of {', '.join(MODES)}, got {mode!r}")
+        self.consumer = consumer
+        self.topic = topic
+        self.store = store
+        self.processor = processor
+        self.health = health
+        self.retry = retry
+        self.should_stop = should_stop
+        self.sleep = sleep
+        self.topic_id = topic_id
+        self.mode = mode
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        return self.retry.call(fn, what=f"{what} topic={self.topic}", sleep=self.sleep,
+                               should_stop=self.should_stop)
+
+    # -- assignment --------------------------------------------------------------------
+    def start_offset(self, partition: int, topic_id: str | None) -> int:
+        """Load ``partition`` into the processor; the offset to start reading from."""
+        snap: PartitionSnapshot = self._call(partial(self.store.load, partition), "load")
+        if topic_id and snap.topic_id and snap.topic_id != topic_id:
+            self._incident(partition, "topic_recreated",
+                           f"stored state belongs to topic id {snap.topic_id}, the topic now "
+                           f"has id {topic_id} (deleted and recreated): deleting it")
+            snap = self._call(partial(self.store.reset, partition), "reset")
+            self._mark_rebuilding(partition)
+        elif snap.applied_offset < 0 and self._committed(partition) >= 0:
+            self._incident(partition, "missing_at_start",
+                           "no state in Redis, but the group has committed offsets: the state "
+                           "was lost while no worker ran")
+            if self.mode == "stop":
+                raise StateLostError(f"partition {partition}: state missing", cause="missing")
+            self._mark_rebuilding(partition)
+        self.processor.assign(dataclasses.replace(snap, topic_id=topic_id or snap.topic_id))
+        return snap.applied_offset + 1 if snap.applied_offset >= 0 else OFFSET_BEGINNING
+
+    def _committed(self, partition: int) -> int:
+        try:
+            [tp] = self.consumer.committed([TopicPartition(self.topic, partition)], timeout=10)
+        except KafkaException as exc:
+            log.warning("committed offset of topic=%s partition=%d unknown: %s",
+                        self.topic, partition, exc)
+            return -1
+        return int(tp.offset)
+
+    # -- during the run ----------------------------------------------------------------
+    def state_lost(self, partition: int, cause: str, applied_offset: int) -> None:
+        """A checkpoint found the partition's state lost (the checkpointer has dropped the
+        in-memory state): reload and re-read per ``mode``."""
+        self._note(partition, f"state_lost_{cause}", rebuilding=True)
+        if self.mode == "stop":
+            raise StateLostError(f"partition {partition}: state lost ({cause})", cause=cause)
+        snap: PartitionSnapshot = self._call(partial(self.store.load, partition), "load")
+        snap = dataclasses.replace(snap, topic_id=snap.topic_id or self.topic_id())
+        if self.mode == "resume":
+            log.error("topic=%s partition=%d: resuming at offset %d with the state Redis has "
+                      "(applied offset %d): the records between are not in any window",
+                      self.topic, partition, applied_offset + 1, snap.applied_offset)
+            self.processor.assign(dataclasses.replace(snap, applied_offset=max(
+                applied_offset, snap.applied_offset)))
+            self._note(partition, None, rebuilding=False)
+            return
+        self.processor.assign(snap)
+        start = snap.applied_offset + 1 if snap.applied_offset >= 0 else OFFSET_BEGINNING
+        log.error("topic=%s partition=%d: rebuilding from Kafka, offset %s (Redis holds the "
+                  "state up to offset %d)", self.topic, partition,
+                  "earliest" if start == OFFSET_BEGINNING else start, snap.applied_offset)
+        self._mark_rebuilding(partition)
+        self._reposition(partition, start)
+
+    def offset_reset(self, partition: int, requested: int) -> None:
+        """The broker has no record at ``requested`` (the consumer's next offset)."""
+        low, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), timeout=10)
+        if requested < low:
+            gap = low - requested
+            self.health.offset_gaps[partition] = self.health.offset_gaps.get(partition, 0) + gap
+            log.error("topic=%s partition=%d: offsets %d..%d were deleted by retention before "
+                      "they were processed (%d records lost); continuing at %d",
+                      self.topic, partition, requested, low - 1, gap, low)
+            self._note(partition, "offset_gap", rebuilding=False, records=gap)
+            self._reposition(partition, low)
+            return
+        self._incident(partition, "topic_recreated",
+                       f"offset {requested} is beyond the partition's end {high}: the topic "
+                       "was recreated or truncated; deleting the stored state")
+        self.processor.revoke(partition)
+        snap = self._call(partial(self.store.reset, partition), "reset")
+        self.processor.assign(dataclasses.replace(snap, topic_id=self.topic_id()))
+        self._mark_rebuilding(partition)
+        self._reposition(partition, OFFSET_BEGINNING)
+
+    def progress(self, partition: int, applied_offset: int) -> None:
+        """After a checkpoint: a rebuild that reached its target is over."""
+        target = self.health.rebuilding.get(partition)
+        if target is not None and applied_offset + 1 >= target:
+            del self.health.rebuilding[partition]
+            log.info("topic=%s partition=%d: rebuilt up to offset %d", self.topic, partition,
+                     applied_offset)
+            self._note(partition, None, rebuilding=False)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _incident(self, partition: int, cause: str, what: str) -> None:
+        log.error("topic=%s partition=%d: %s", self.topic, partition, what)
+        self.health.count_reset(partition, cause)
+        self._note(partition, cause, rebuilding=True)
+
+    def _note(self, partition: int, cause: str | None, *, rebuilding: bool,
+              records: int = 0) -> None:
+        self._call(partial(self.store.note_incident, partition, cause, rebuilding=rebuilding,
+                           records=records), "note incident")
+
+    def _mark_rebuilding(self, partition: int) -> None:
+        try:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10)
+        except KafkaException:
+            return
+        if high > max(low, 0):
+            self.health.rebuilding[partition] = high
+        else:
+            self._note(partition, None, rebuilding=False)
+
+    def _reposition(self, partition: int, offset: int) -> None:
+        """Move the fetch position; a partition in an offset-reset error state cannot be
+        ``seek``-ed, so it is unassigned and assigned again at ``offset``."""
+        tp = TopicPartition(self.topic, partition)
+        self.consumer.incremental_unassign([tp])
+        self.consumer.incremental_assign([TopicPartition(self.topic, partition, offset)])
