@@ -28,10 +28,12 @@ from typing import Protocol
 import msgspec
 import redis
 
+from alerts import operational
 from alerts.keys import AlertKeys
 from alerts.lease import Lease
 from alerts.machine import Emit, Policy, State, Track, step, track_from_bytes, track_to_bytes
 from alerts.message import Alert, Window, alert_id, rfc3339
+from alerts.operational import IncidentSource
 from alerts.publish import Notifier
 from alerts.results import (
     ColumnResult,
@@ -126,6 +128,8 @@ class Evaluator:
         publishers: Sequence[Publisher],
         lease: Lease,
         notifiers: Sequence[Notifier] = (),
+        incidents: IncidentSource | None = None,
+        topic: str = "predictions",
     ) -> None:
         """``publishers`` are the durable sinks (the alerts topic): one that raises stops the
         evaluation of that model before its state is stored, so the same transition is
@@ -142,6 +146,8 @@ class Evaluator:
         self._notifiers = list(notifiers)
         self.lease = lease
         self.is_leader = False
+        self._incidents = incidents
+        self._topic = topic
 
     # -- keys ----------------------------------------------------------------------------
     def tracks_key(self, model: str) -> str:
@@ -167,7 +173,30 @@ class Evaluator:
             m = found.get(cfg.model)
             if m is not None:
                 published += self._evaluate(cfg, m, token, now)
+        if self._incidents is not None:
+            published += self._evaluate_operations(token, now)
         return published
+
+    def _evaluate_operations(self, token: int, now: float) -> list[Alert]:
+        """Operational alerts from the workers' incident notes (:mod:`alerts.operational`)."""
+        tracks = self._load_tracks(operational.MODEL)
+        found = operational.checks(self._incidents.incidents() if self._incidents else {},
+                                   now, self._topic)
+        emitted = operational.step_all(found, tracks, now, Policy())
+        if emitted:
+            self._send(emitted, operational.MODEL)
+        self.lease.fenced_write(token, hashes={self.tracks_key(operational.MODEL): {
+            k: track_to_bytes(t) for k, t in tracks.items()}}, values={})
+        return emitted
+
+    def _send(self, emitted: list[Alert], model: str) -> None:
+        for publisher in self._publishers:  # raises: state not stored, retried next time
+            publisher.publish(emitted)
+        for notifier in self._notifiers:  # queued; delivered and retried on its own
+            try:
+                notifier.notify(emitted)
+            except Exception:  # a broken sink must not block the others
+                log.exception("model %s: notifier %r refused alerts", model, notifier)
 
     def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
         version = max(m.versions, key=lambda v: m.versions[v].rows)
@@ -199,13 +228,7 @@ class Evaluator:
             if new.state is State.FIRING:
                 firing[aid] = severity
         if emitted:
-            for publisher in self._publishers:  # raises: state not stored, retried next time
-                publisher.publish(emitted)
-            for notifier in self._notifiers:  # queued; delivered and retried on its own
-                try:
-                    notifier.notify(emitted)
-                except Exception:  # a broken sink must not block the others
-                    log.exception("model %s: notifier %r refused alerts", cfg.model, notifier)
+            self._send(emitted, cfg.model)
         result = _result(cfg.model, version, m, report, checks, now, firing, current)
         if not self._store(cfg.model, token, tracks, result):
             log.warning("model %s: lost the evaluator lease during evaluation", cfg.model)

@@ -5,7 +5,8 @@
   (Prometheus does), gzip-compressed when ``Accept-Encoding`` allows, ``name[]=`` to
   select families — what ``prometheus_client.make_wsgi_app`` serves;
 - ``GET /healthz`` — 200 while the process runs;
-- ``GET /readyz`` — 200 once ``ready()`` says so (assigned and connected), else 503;
+- ``GET /readyz`` — 200 when ``ready()`` gives no reason against, else 503 with the
+  reasons (not connected, nothing assigned yet, rebuilding lost state, orphaned partitions);
 - ``GET /models`` — ``{"models": [{"model", "version", "status", "rows", "firing", ...}]}``;
 - ``GET /models/{model}/drift`` — the latest evaluation of that model, 404 if none.
 """
@@ -35,7 +36,7 @@ class ApiServer:
         self,
         registry: CollectorRegistry,
         results: Callable[[], Iterable[ModelResult]],
-        ready: Callable[[], bool],
+        ready: Callable[[], Sequence[str]],
         host: str = "127.0.0.1",
         port: int = 9464,
     ) -> None:
@@ -92,8 +93,9 @@ class ApiServer:
                 elif path == "/healthz":
                     self._json(200, {"status": "ok"})
                 elif path == "/readyz":
-                    ok = api._ready()
-                    self._json(200 if ok else 503, {"ready": ok})
+                    reasons = list(api._ready())
+                    self._json(200 if not reasons else 503,
+                               {"ready": not reasons, "reasons": reasons})
                 elif path == "/models":
                     self._json(200, {"models": [_summary(r) for r in api._results()]})
                 elif path.startswith("/models/") and path.endswith("/drift"):

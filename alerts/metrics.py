@@ -37,6 +37,13 @@ class Health:
     is_leader: bool = False
     webhook: WebhookStats | None = None
     """``None``: this process has no webhook (no ``driftline_webhook_*`` samples)."""
+    topic: str = "predictions"
+    state_resets: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    """(partition, cause) -> times this process found the partition's state lost."""
+    offset_gaps: Mapping[int, int] = field(default_factory=dict)
+    """partition -> records deleted by retention before this process processed them."""
+    rebuilding: Mapping[int, int] = field(default_factory=dict)
+    """partition -> offset its rebuild from Kafka must reach."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,12 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
     Family(_G, "driftline_flush_duration_seconds",
            "Duration of the last checkpoint write to Redis"),
     Family(_G, "driftline_evaluator_leader", "1 when this process holds the evaluator lease"),
+    Family(_C, "driftline_state_resets", "Times a partition's state was found lost or foreign "
+           "and rebuilt from Kafka", ("topic", "partition", "cause")),
+    Family(_C, "driftline_offset_gap_records", "Records deleted by retention before they were "
+           "processed", ("topic", "partition")),
+    Family(_G, "driftline_partition_rebuilding", "1 while a partition is rebuilt from Kafka",
+           ("topic", "partition")),
     Family(_C, "driftline_webhook_deliveries", "Alerts delivered to the webhook"),
     Family(_C, "driftline_webhook_failures", "Failed webhook posts (every retry counts)"),
     Family(_C, "driftline_webhook_dropped", "Alerts the webhook never got, by reason",
@@ -109,6 +122,7 @@ class DriftlineCollector(Collector):
         leader = _new("driftline_evaluator_leader")
         leader.add_metric([], 1.0 if health.is_leader else 0.0)
         yield leader
+        yield from _recovery_metrics(health)
         if health.webhook is not None:
             yield from _webhook_metrics(health.webhook)
         yield from self._result_metrics(list(self._results()))
@@ -140,6 +154,19 @@ class DriftlineCollector(Collector):
             for q, ms in sorted(r.latency_ms.items()):
                 latency.add_metric([r.model, q], ms)
         yield from (drift, bound, nulls, firing, rows, latency, evaluated)
+
+
+def _recovery_metrics(health: Health) -> Iterator[Metric]:
+    resets = _new("driftline_state_resets")
+    for (partition, cause), n in sorted(health.state_resets.items()):
+        resets.add_metric([health.topic, str(partition), cause], n)
+    gaps = _new("driftline_offset_gap_records")
+    for partition, n in sorted(health.offset_gaps.items()):
+        gaps.add_metric([health.topic, str(partition)], n)
+    rebuilding = _new("driftline_partition_rebuilding")
+    for partition in sorted(health.rebuilding):
+        rebuilding.add_metric([health.topic, str(partition)], 1.0)
+    yield from (resets, gaps, rebuilding)
 
 
 def _webhook_metrics(stats: WebhookStats) -> Iterator[Metric]:

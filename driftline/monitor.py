@@ -96,6 +96,7 @@ class Monitor:
                                 horizon_ms=max([m.measure_ms for m in models.values()]
                                                + [fallback.measure_ms]))
         self._reader = WindowReader(store)
+        self._store = store
         holder = f"{socket.gethostname()}:{os.getpid()}"
         self._lease = Lease(self._client, f"{settings.key_prefix}:evaluator:{settings.topic}",
                             holder, int(settings.lease_ttl_s * 1000))
@@ -130,7 +131,8 @@ class Monitor:
         return Evaluator(self._client, prefix=self.settings.key_prefix,
                          models=self.model_rules(), windows=self._reader,
                          references=self._refs, publishers=self._publishers, lease=self._lease,
-                         notifiers=[self._webhook] if self._webhook else [])
+                         notifiers=[self._webhook] if self._webhook else [],
+                         incidents=self._store, topic=self.settings.topic)
 
     # -- scrape-time views --------------------------------------------------------------
     def results(self) -> list[ModelResult]:
@@ -155,17 +157,24 @@ class Monitor:
                 events[("_undecoded", "invalid")] = sum(c.invalid.values())
         return Health(events=events, lag=lag, flush_seconds=wh.last_flush_s if wh else None,
                       flushes=wh.checkpoints if wh else 0, is_leader=leader,
-                      webhook=self._webhook.stats() if self._webhook else None)
+                      webhook=self._webhook.stats() if self._webhook else None,
+                      topic=self.settings.topic,
+                      state_resets=dict(wh.state_resets) if wh else {},
+                      offset_gaps=dict(wh.offset_gaps) if wh else {},
+                      rebuilding=dict(wh.rebuilding) if wh else {})
 
-    def ready(self) -> bool:
+    def ready(self) -> list[str]:
+        """Why this worker is not ready (empty: ready), for ``/readyz``."""
         wh = self._health()
         try:
             self._client.ping()
-        except redis.exceptions.RedisError:
-            return False
+        except redis.exceptions.RedisError as exc:
+            return [f"Redis unreachable: {exc}"]
         if wh is not None and wh.not_ready():
-            return False  # rebuilding lost state, or holding partitions it does not process
-        return wh is None or bool(wh.partitions) or wh.records > 0 or self.evaluations > 0
+            return wh.not_ready()  # rebuilding lost state, or partitions it does not process
+        if wh is None or wh.partitions or wh.records > 0 or self.evaluations > 0:
+            return []
+        return ["no partition assigned yet"]
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:

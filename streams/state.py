@@ -276,6 +276,8 @@ class RedisStateStore:
             cur.update(cause=cause, count=cur["count"] + 1, at=now())
         cur["rebuilding"] = rebuilding
         cur["records"] = cur.get("records", 0) + records
+        if records:
+            cur["gap_at"] = now()
         self.client.hset(key, str(partition), json.dumps(cur))
 
     def incidents(self) -> dict[int, dict[str, Any]]:

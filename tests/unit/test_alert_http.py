@@ -44,7 +44,7 @@ def server() -> Iterator[tuple[ApiServer, dict[str, bool]]]:
         lambda: Health(events={("credit-risk", "ok"): 10, ("credit-risk", "invalid"): 2},
                        lag={0: 5}, flush_seconds=0.02, is_leader=True),
     ))
-    api = ApiServer(registry, lambda: [RESULT], lambda: state["ready"], port=0)
+    api = ApiServer(registry, lambda: [RESULT], lambda: [] if state["ready"] else ["not yet"], port=0)
     api.start()
     yield api, state
     api.close()

@@ -1,0 +1,279 @@
+"""When Redis or the topic is not what the worker remembers (issue 11), against the real
+broker, redis-server and `driftline worker` processes: lost state is noticed, said, and
+rebuilt from Kafka exactly; a recreated topic's old state is never merged; records deleted
+before processing are a counted, alerted gap; a fenced partition is processed again."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.reader import WindowReader
+from tests.e2e.test_alerts_e2e import kcat_alerts
+from tests.streamutil import (
+    Worker,
+    applied,
+    assert_exact,
+    end_offsets,
+    make_events,
+    produce,
+    store_for,
+    wait_applied,
+    worker_cmd,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _port(w: Worker) -> int:
+    found = re.search(r"http endpoint on port (\d+)", w.log_path.read_text())
+    assert found, w.tail()
+    return int(found.group(1))
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:  # HTTPError (503) included
+        return False
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def _drop_keys(client: redis.Redis, prefix: str) -> int:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
+    return int(client.delete(*keys)) if keys else 0
+
+
+@pytest.mark.timeout(240)
+def test_state_wiped_mid_stream_is_rebuilt_exact(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Every key of the worker's state deleted while it runs (what FLUSHALL, a lost volume
+    or eviction do to it): noticed at the next checkpoint, /readyz false while rebuilding,
+    counted, and the stored windows end exact."""
+    topic = make_topic(2)
+    values, exp = make_events(300_000, seed=11)
+    produce(kafka_bootstrap, topic, values, 2)
+    ends = end_offsets(kafka_bootstrap, topic, 2)
+    store = store_for(redis_url, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                          "--checkpoint-records", "10000"), tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while sum(applied(store, 2).values()) < 120_000:
+            assert w.alive() and time.monotonic() < deadline, w.tail()
+            time.sleep(0.05)
+        port = _port(w)
+        assert _drop_keys(store.client, key_prefix) > 0
+        seen_not_ready = False
+        while not seen_not_ready and time.monotonic() < deadline:
+            seen_not_ready = not _ready(port)
+            time.sleep(0.02)
+        wait_applied(store, ends, 120, check=lambda: None)
+        w.wait_log("rebuilt up to offset", count=2)
+        assert _metric(port, "driftline_state_resets_total") >= 1
+        assert _ready(port)
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert seen_not_ready, "the worker never reported not ready while it rebuilt"
+    assert "state lost" in w.log_path.read_text()
+    assert_exact(store, exp)
+    assert WindowReader(store).counters().total_ok == 300_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own (no persistence), restartable on one port."""
+    port = _free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server (make stack installs it)"
+
+    def start() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(10)
+
+
+@pytest.mark.timeout(240)
+def test_redis_restarted_empty_mid_stream_is_rebuilt_exact(
+    kafka_bootstrap: str, make_topic: Callable[..., str], own_redis: Callable[..., object],
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(2)
+    values, exp = make_events(200_000, seed=12)
+    produce(kafka_bootstrap, topic, values, 2)
+    ends = end_offsets(kafka_bootstrap, topic, 2)
+    server = own_redis()
+    url = own_redis.url  # type: ignore[attr-defined]
+    prefix = "restart"
+    store = store_for(url, prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, url, topic, prefix, f"g-{uuid.uuid4().hex}",
+                          "--checkpoint-records", "10000", "--no-evaluate"),
+               tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while sum(applied(store, 2).values()) < 80_000:
+            assert w.alive() and time.monotonic() < deadline, w.tail()
+            time.sleep(0.05)
+        server.kill()  # type: ignore[attr-defined]
+        server.wait(10)  # type: ignore[attr-defined]
+        time.sleep(1.0)
+        own_redis()  # the same port, nothing in it
+        store = store_for(url, prefix, topic)
+        wait_applied(store, ends, 150, check=lambda: None)
+        w.wait_log("rebuilt up to offset", count=2, timeout=60)
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert "state lost" in w.log_path.read_text()
+    assert_exact(store, exp)
+
+
+@pytest.mark.timeout(240)
+def test_recreated_topic_is_read_from_the_start_and_not_merged(
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path,
+) -> None:
+    topic = f"recreate-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    group = f"g-{uuid.uuid4().hex}"
+    store = store_for(redis_url, key_prefix, topic)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        old, _ = make_events(3000, seed=13)
+        produce(kafka_bootstrap, topic, old, 1)
+        w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group),
+                   tmp_path / "worker.log")
+        wait_applied(store, {0: 3000}, 60, check=lambda: None)
+        assert w.stop() == 0, w.tail()
+        admin.delete_topics([topic])[topic].result(30)
+        for _ in range(100):  # deletion completes asynchronously
+            if topic not in admin.list_topics(timeout=10).topics:
+                break
+            time.sleep(0.2)
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        new, exp = make_events(1000, seed=14)
+        produce(kafka_bootstrap, topic, new, 1)
+        w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group),
+                   tmp_path / "worker.log")
+        wait_applied(store, {0: 1000}, 60, check=lambda: None)
+        assert w.stop() == 0, w.tail()
+    finally:
+        admin.delete_topics([topic])
+    assert "deleting it" in w.log_path.read_text()
+    assert_exact(store, exp)  # the 1,000 new events, none of the 3,000 old
+    assert WindowReader(store).counters().total_ok == 1000
+
+
+@pytest.mark.timeout(240)
+def test_records_deleted_before_processing_are_a_counted_alerted_gap(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(1)
+    alerts = make_topic(1, prefix="alerts")
+    values, _ = make_events(5000, seed=15)
+    produce(kafka_bootstrap, topic, values[:2000], 1)
+    store = store_for(redis_url, key_prefix, topic)
+    cmd = worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                     "--alerts-topic", alerts, "--evaluate-interval", "1s")
+    w = Worker(cmd, tmp_path / "worker.log")
+    wait_applied(store, {0: 2000}, 60, check=lambda: None)
+    assert w.stop() == 0, w.tail()
+    produce(kafka_bootstrap, topic, values[2000:], 1, start=2000)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    [done] = admin.delete_records([TopicPartition(topic, 0, 3500)]).values()
+    done.result(30)  # offsets 2000..3499 gone before the worker saw them
+    w = Worker(cmd, tmp_path / "worker2.log")
+    try:
+        wait_applied(store, {0: 5000}, 60, check=lambda: None)
+        port = _port(w)
+        assert _metric(port, "driftline_offset_gap_records_total") == 1500
+        deadline = time.monotonic() + 30
+        gaps: list[dict[str, object]] = []
+        while not gaps and time.monotonic() < deadline:
+            gaps = [a for a in kcat_alerts(kafka_bootstrap, alerts)
+                    if a["metric"] == "offset_gap" and a["state"] == "firing"]
+            time.sleep(0.5)
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert len(gaps) == 1 and gaps[0]["kind"] == "operational" and gaps[0]["value"] == 1500
+    assert "1500 records lost" in w.log_path.read_text()
+    assert WindowReader(store).counters().total_ok == 3500
+
+
+@pytest.mark.timeout(180)
+def test_a_fenced_partition_is_processed_again(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Another owner's epoch appears in Redis while the worker still holds the partition
+    (a second deployment, an operator's mistake): the worker drops it, rejoins the group,
+    takes it back and finishes the topic exactly."""
+    topic = make_topic(1)
+    values, exp = make_events(150_000, seed=16)
+    produce(kafka_bootstrap, topic, values, 1)
+    store = store_for(redis_url, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                          "--checkpoint-records", "10000"), tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while applied(store, 1)[0] < 30_000:
+            assert w.alive() and time.monotonic() < deadline, w.tail()
+            time.sleep(0.05)
+        store.client.hincrby(store.meta_key(0), "epoch", 5)  # a newer owner, on paper
+        wait_applied(store, {0: 150_000}, 90, check=lambda: None)
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    log_text = w.log_path.read_text()
+    assert "fenced" in log_text and "rejoining the group" in log_text
+    assert_exact(store, exp)
