@@ -15,7 +15,7 @@ Same file as :mod:`driftline.models` (TOML or YAML); these keys sit beside ``win
     [models.credit-risk.rules]
     mode = "effect"       # "effect": value - error bound >= threshold (and significant)
                           # "pvalue": test p-value < alpha after correction
-    alpha = 0.01
+    alpha = 0.001
     correction = "bonferroni"   # or "bh" (Benjamini-Hochberg) or "none"
     learned = false       # thresholds learned from the reference's chunks (mean + k_sd*sd)
     k_sd = 3.0
@@ -108,7 +108,7 @@ def _rules(raw: Mapping[str, Any], min_count: int, where: str) -> DriftRules:
             thresholds=MappingProxyType(thresholds),
             column_thresholds=MappingProxyType(columns),
             mode=raw.get("mode", "effect"),
-            alpha=float(raw.get("alpha", 0.01)),
+            alpha=float(raw.get("alpha", DriftRules.alpha)),
             correction=raw.get("correction", "bonferroni"),
             min_count=min_count,
             learned=bool(raw.get("learned", False)),

@@ -130,6 +130,38 @@ class CategoricalProfile(ColumnProfile):
         freq = {str(item): float(est) for item, est, _lb, _ub in rows}
         return freq, max(0.0, self._count - sum(freq.values()))
 
+    def listed(self) -> list[str]:
+        """Every category this profile can name: all of them in exact mode, the tracked
+        ones (upper bound > 0) in sketch mode."""
+        if self._exact is not None:
+            return list(self._exact)
+        assert self._items is not None
+        rows = self._items.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES, 0)
+        return [str(row[0]) for row in rows]
+
+    def count_bounds(self, categories: list[str]) -> tuple[list[float], list[float]]:
+        """(lower, upper) bound of each category's true count. Exact mode: the count twice.
+        Sketch mode: Misra–Gries' a-posteriori bounds, which hold with certainty (not only
+        with some confidence): ``lower`` = the counter (0 if untracked), ``upper`` = lower
+        + ``max_error``."""
+        if self._exact is not None:
+            exact = self._exact
+            vals = [float(exact.get(k, 0)) for k in categories]
+            return vals, list(vals)
+        assert self._items is not None
+        items = self._items
+        lo = [float(items.get_lower_bound(k)) for k in categories]
+        hi = [float(items.get_upper_bound(k)) for k in categories]
+        return lo, hi
+
+    def count_of_counts(self) -> tuple[int, int]:
+        """(categories seen once, categories seen twice): Good–Turing's f1, f2 (exact mode)."""
+        if self._exact is None:
+            raise ValueError("count_of_counts needs exact mode")
+        f1 = sum(1 for v in self._exact.values() if v == 1)
+        f2 = sum(1 for v in self._exact.values() if v == 2)
+        return f1, f2
+
     def estimate(self, category: str) -> float:
         """Estimated count of one category (within ``max_error``)."""
         if self._exact is not None:

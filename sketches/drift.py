@@ -205,7 +205,12 @@ def _decide(p: _Pending, pvals: Mapping[str, float], rules: DriftRules, rows: in
                 reasons.append(f"{metric} {mv.value:.4g} (test p={pval:.3g} < {rules.alpha:g})")
             continue
         threshold = p.thresholds.get(metric)
-        if threshold is None or mv.value - mv.error_bound < threshold:
+        if threshold is None:
+            continue
+        # Decide on the estimate, less what the metric reaches by chance, less a
+        # bound-aware margin capped at a small share of the threshold (rules.py).
+        margin = min(mv.error_bound, rules.bound_margin * threshold)
+        if mv.value - p.metrics.baselines.get(metric, 0.0) - margin < threshold:
             continue
         if not significant:
             continue

@@ -2,7 +2,10 @@
 
 Every metric is tied to a statistical test (``MetricSet.tests``) whose p-value the
 decision rules use to tell real change from sampling noise; statistics fed to tests
-are first reduced by the sketch error bound, so sketch error never looks like drift.
+are first reduced by the sketch error bound (KS), or taken at the smallest value the
+sketches allow (categorical chi-square), so sketch error never looks like drift.
+Bound derivations: sketches/numeric_bounds.py, sketches/categorical_metrics.py and
+sketches/README.md.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sketches import categorical_metrics as cm
+from sketches import numeric_bounds as nb
 from sketches import stats
 from sketches.boolean import BooleanProfile
 from sketches.categorical import CategoricalProfile
 from sketches.column import ColumnProfile
 from sketches.distribution import Distribution, FloatArray
 from sketches.numeric import NumericProfile
+from sketches.support import common_support
 from sketches.types import MetricValue
 
 DECILES = np.linspace(0.1, 0.9, 9)
-OTHER = "\x00other"
 
 METRIC_TEST = {
     "ks": "distribution",
@@ -42,6 +47,9 @@ METRIC_TEST = {
 class MetricSet:
     metrics: dict[str, MetricValue] = field(default_factory=dict)
     tests: dict[str, float] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)
+    """Value a metric takes by chance with no change (e.g. ``unseen``: the reference's
+    Good–Turing missing mass); rules compare ``value - baseline`` with the threshold."""
 
 
 def psi_edges(ref: Distribution) -> FloatArray:
@@ -76,19 +84,17 @@ def numeric_metrics(
     out.tests["distribution"] = stats.ks_pvalue(ks - eps, ref.count, cur.count)
 
     edges = psi_edges(rd)
-    fr, fc = rd.cdf(edges), cd.cdf(edges)
     p, q = bin_shares(rd, edges), bin_shares(cd, edges)
     er, ec = rd.epsilon, cd.epsilon
-    psi_bound = stats.perturbed_bound(stats.psi, fr, fc, er, ec)
-    js_bound = stats.perturbed_bound(stats.js_distance, fr, fc, er, ec)
-    out.metrics["psi"] = MetricValue(stats.psi(p, q), psi_bound)
-    out.metrics["js"] = MetricValue(stats.js_distance(p, q), js_bound)
+    out.metrics["psi"] = MetricValue(stats.psi(p, q), nb.psi_bound(p, q, er, ec))
+    out.metrics["js"] = MetricValue(stats.js_distance(p, q), nb.js_bound(p, q, er, ec))
 
     scale = _scale(ref, cur)
     w = float(np.sum(diff[:-1] * np.diff(points))) / scale if points.size > 1 else 0.0
-    lo = min(rd.quantiles(np.array([eps]))[0], cd.quantiles(np.array([eps]))[0])
-    hi = max(rd.quantiles(np.array([1 - eps]))[0], cd.quantiles(np.array([1 - eps]))[0])
-    out.metrics["wasserstein"] = MetricValue(w, eps * float(hi - lo) / scale)
+    assert ref.min is not None and ref.max is not None
+    assert cur.min is not None and cur.max is not None
+    w_err = nb.wasserstein_error(rd, cd, (ref.min, ref.max), (cur.min, cur.max))
+    out.metrics["wasserstein"] = MetricValue(w, w_err / scale)
 
     assert ref.mean is not None and cur.mean is not None
     out.metrics["mean_shift"] = MetricValue(abs(cur.mean - ref.mean) / scale, 0.0)
@@ -110,53 +116,32 @@ def categorical_metrics(
     out = MetricSet()
     if ref.count == 0 or cur.count == 0:
         return out
-    rf, r_other = ref.frequencies()
-    cf, c_other = cur.frequencies()
-    keys = sorted(set(rf) | set(cf))
-    r = np.array([rf.get(k, 0.0) for k in keys] + [r_other])
-    c = np.array([cf.get(k, 0.0) for k in keys] + [c_other])
-    p, q = r / r.sum(), c / c.sum()
-    dp, dq = ref.max_error / ref.count, cur.max_error / cur.count
-
-    out.metrics["linf"] = MetricValue(float(np.max(np.abs(p - q))), dp + dq)
-    out.metrics["js"] = MetricValue(stats.js_distance(p, q), _share_bound(p, q, dp, dq))
-    # Counts are shrunk toward each other by their error before testing.
-    sign = np.sign(c / c.sum() - r / r.sum())
-    r_adj = np.clip(r + sign * ref.max_error, 0, None)
-    c_adj = np.clip(c - sign * cur.max_error, 0, None)
-    stat, pval, _df = stats.chi2_homogeneity(r_adj, c_adj)
-    out.metrics["chi2"] = MetricValue(stat, 0.0)
+    sup = common_support(ref, cur)
+    out.metrics["linf"] = MetricValue(*cm.linf(sup))
+    out.metrics["js"] = MetricValue(*cm.js(sup))
+    stat, bound, pval = cm.chi2(sup)
+    out.metrics["chi2"] = MetricValue(stat, bound)
     out.tests["distribution"] = pval
 
     if isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile):
-        unseen = sum(v for k, v in cf.items() if ref.estimate(k) <= 0)
-        out.metrics["unseen"] = MetricValue(unseen / cur.count, dq)
-        adj = max(0.0, unseen - cur.max_error)
-        out.tests["unseen"] = stats.two_proportion_pvalue(0, ref.count, adj, cur.count)
+        f1, f2 = ref.count_of_counts() if ref.exact else (None, None)
+        value, bound, upval, baseline = cm.unseen(sup, f1, f2)
+        out.metrics["unseen"] = MetricValue(value, bound)
+        out.baselines["unseen"] = baseline
+        if upval is not None:
+            out.tests["unseen"] = upval
     return out
 
 
-def _share_bound(p: FloatArray, q: FloatArray, dp: float, dq: float) -> float:
-    """JS-distance bound when every category share may be off by dp / dq (sketch mode)."""
-    if dp == 0 and dq == 0:
-        return 0.0
-    base = stats.js_distance(p, q)
-    sign = np.sign(q - p)
-    apart = stats.js_distance(np.clip(p - sign * dp, 0, None), np.clip(q + sign * dq, 0, None))
-    return max(0.0, apart - base)
-
-
 def quality_metrics(ref: ColumnProfile, cur: ColumnProfile) -> MetricSet:
-    """Change of missing ratio and of type-mismatch ratio, with two-proportion tests."""
+    """Change of missing ratio and of type-mismatch ratio, with Fisher exact tests."""
     out = MetricSet()
     if ref.total == 0 or cur.total == 0:
         return out
     out.metrics["null_ratio"] = MetricValue(abs(cur.null_ratio - ref.null_ratio), 0.0)
-    out.tests["null_ratio"] = stats.two_proportion_pvalue(
-        ref.missing, ref.total, cur.missing, cur.total
-    )
+    out.tests["null_ratio"] = stats.fisher_pvalue(ref.missing, ref.total, cur.missing, cur.total)
     out.metrics["type_mismatch"] = MetricValue(abs(cur.mismatch_ratio - ref.mismatch_ratio), 0.0)
-    out.tests["type_mismatch"] = stats.two_proportion_pvalue(
+    out.tests["type_mismatch"] = stats.fisher_pvalue(
         ref.mismatched, ref.total, cur.mismatched, cur.total
     )
     return out
@@ -175,4 +160,5 @@ def column_metrics(ref: ColumnProfile, cur: ColumnProfile) -> MetricSet:
         dist = MetricSet()
     out.metrics.update(dist.metrics)
     out.tests.update(dist.tests)
+    out.baselines.update(dist.baselines)
     return out

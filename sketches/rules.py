@@ -1,10 +1,11 @@
 """Decision rules: which metric values count as drift.
 
 Defaults alert on *effect size*, because with large windows every p-value is tiny.
-A rule fires only when (a) the metric's value minus its sketch error bound reaches the
-threshold, and (b) the metric's test is significant after correcting for the number
-of tests across all columns — so neither sketch error nor sampling noise on small
-windows raises an alert. ``mode="pvalue"`` alerts on (b) alone.
+A rule fires only when (a) the metric's value, less what it reaches by chance
+(``MetricSet.baselines``) and less a margin of ``min(error bound, bound_margin x
+threshold)``, reaches the threshold, and (b) the metric's test is significant after
+correcting for the number of tests across all columns — so neither sketch error nor
+sampling noise on small windows raises an alert. ``mode="pvalue"`` alerts on (b) alone.
 
 Defaults and their sources (sketches/README.md has the long form):
 
@@ -21,7 +22,8 @@ Defaults and their sources (sketches/README.md has the long form):
 - ``null_ratio`` change >= 0.02 (2 percentage points) and ``type_mismatch`` change
   >= 0.01 (driftline's choice, sized so a constant 1 % null rate never alerts and a
   new 5 % null rate always does).
-- tests at ``alpha`` = 0.01 with Bonferroni correction across all tests of a report.
+- tests at ``alpha`` = 0.001 with Bonferroni correction across all tests of a report
+  (0.01 let ~3 per 1,000 same-distribution 200-row windows alarm on KS; issue 10).
 - ``min_count`` = 100 values on each side, below which the verdict is
   "insufficient_data" (the asymptotic KS / chi-square p-values need it).
 """
@@ -61,17 +63,24 @@ class DriftRules:
     )
     """Per-column overrides: column -> metric -> threshold."""
     mode: Mode = "effect"
-    alpha: float = 0.01
+    alpha: float = 0.001
     correction: Correction = "bonferroni"
     min_count: int = 100
     learned: bool = False
     """Use thresholds learned from the reference's chunks (mean + k_sd * sd) when the
     reference has at least two chunks; fixed thresholds otherwise."""
     k_sd: float = 3.0
+    bound_margin: float = 0.01
+    """A rule fires when ``value - baseline - min(error_bound, bound_margin * threshold)``
+    reaches the threshold: the sketch bound can raise the bar by at most this share of the
+    threshold, so a loose (worst-case) bound never costs more sensitivity than that.
+    Chosen from measurement (bench/calibration.py, sketches/README.md)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 0 <= self.bound_margin <= 1:
+            raise ValueError(f"bound_margin must be in [0, 1], got {self.bound_margin}")
         if self.min_count < 1:
             raise ValueError("min_count must be >= 1")
         if self.mode not in ("effect", "pvalue"):

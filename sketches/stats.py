@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 from scipy import special
-from scipy.stats import false_discovery_control
+from scipy.stats import false_discovery_control, fisher_exact
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -38,6 +38,29 @@ def js_distance(p: FloatArray, q: FloatArray) -> float:
         return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
 
     return math.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q)))
+
+
+def js_terms(p: FloatArray, q: FloatArray) -> FloatArray:
+    """Per-category JS divergence terms f(p, q) in bits (0 log 0 = 0)."""
+    m = p + q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(p > 0, p * np.log2(np.where(p > 0, 2 * p / m, 1.0)), 0.0)
+        b = np.where(q > 0, q * np.log2(np.where(q > 0, 2 * q / m, 1.0)), 0.0)
+    out: FloatArray = np.maximum(0.5 * (a + b), 0.0)
+    return out
+
+
+def box_range(
+    fn: Callable[[FloatArray, FloatArray], FloatArray],
+    pl: FloatArray, ph: FloatArray, ql: FloatArray, qh: FloatArray,
+) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+    """(min, max) elementwise of a jointly convex term that is 0 on the diagonal and grows
+    away from it, over boxes [pl, ph] x [ql, qh]: max at a corner; min 0 when the box
+    meets the diagonal, else at the corner nearest it."""
+    corners = np.stack([fn(pl, ql), fn(pl, qh), fn(ph, ql), fn(ph, qh)])
+    hi: FloatArray = corners.max(axis=0)
+    lo: FloatArray = np.where(ph < ql, fn(ph, ql), np.where(qh < pl, fn(pl, qh), 0.0))
+    return lo, hi
 
 
 def perturbed_bound(
@@ -117,6 +140,17 @@ def two_proportion_pvalue(x1: float, n1: float, x2: float, n2: float) -> float:
         return 1.0
     z = abs(x1 / n1 - x2 / n2) / se
     return float(2 * special.ndtr(-z))
+
+
+def fisher_pvalue(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided Fisher exact test that x1/n1 and x2/n2 are the same proportion.
+
+    Exact at every count (the pooled z-test's normal tail is far too small at the few
+    events of a 100-row window: 18 false alarms per 1,000 measured, issue 10)."""
+    if n1 <= 0 or n2 <= 0 or (x1 + x2) in (0, n1 + n2):
+        return 1.0
+    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    return float(fisher_exact(table, alternative="two-sided").pvalue)
 
 
 def adjust_pvalues(pvalues: Sequence[float], method: str) -> list[float]:

@@ -1,0 +1,167 @@
+"""Categorical drift metrics on the common support (sketches/support.py), each with a
+bound derived from the per-category count intervals. Derivations (also in
+sketches/README.md, "Categorical bounds"):
+
+- ``linf``: the true ``|p_k - q_k|`` of a supported category lies in
+  ``[gap of the two intervals, widest corner]``; a category outside the support has
+  ``|p_k - q_k| <= min(max(cap_r, cap_c), max outside mass)``. So the true L-infinity
+  lies in ``[max_k low_k, max(max_k high_k, outside)]``; the bound is the larger distance
+  of the estimate to either end. Exact on both sides: 0.
+- ``js`` (distance, base 2): the JS divergence is ``sum_k f(p_k, q_k)`` with
+  ``f(p, q) = (p log2(2p/(p+q)) + q log2(2q/(p+q))) / 2``, jointly convex and 0 on
+  ``p = q``. Per category, the largest ``f`` over its box of possible shares is at a
+  corner; the smallest is 0 when the two intervals overlap, else at the corner nearest
+  the diagonal. Summing the per-category ranges (ignoring that shares add up to 1, which
+  only widens the range) bounds the divergence; categories outside the support
+  contribute exactly ``P_out / 2`` when the other side is exact (its share there is 0),
+  and something in ``[f(P_out, Q_out), (P_out + Q_out) / 2]`` when both sides are
+  sketches (lumping can hide any split). The distance bound is the larger distance of
+  ``sqrt(D_hat)`` to ``sqrt(D_lo)`` / ``sqrt(D_hi)``.
+- ``chi2``: Pearson's statistic of the 2 x K table (support + outside, Cochran-pooled on
+  the estimates) written as ``sum_k (n2 r_k - n1 c_k)^2 / (n1 n2 (r_k + c_k))``: each term
+  is convex, so its range over the count box is found as for JS. The test uses the
+  *smallest* statistic the sketches allow, so its p-value is never smaller than the
+  p-value of the true counts on the same bins (a conservative test, never a p-value of
+  estimated counts). Coarsening categories keeps a homogeneity test valid.
+- ``unseen`` (exact reference only): the current share on categories with reference count
+  0; an exact reference names all its categories, so the current side's outside mass is
+  unseen too. Judged against the reference's Good–Turing missing mass ``f1 / n``
+  (``MetricSet.baselines``) and tested with a binomial tail at an upper limit of it. A
+  sketch-mode reference cannot tell "never seen" from "seen up to max_error times": the
+  value is reported as an upper bound (bound = value) and no test backs it, so no rule
+  fires on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import special
+from scipy import stats as sps
+
+from sketches.distribution import FloatArray
+from sketches.stats import box_range, js_terms
+from sketches.support import Side, Support
+
+GT_Z = 3.09
+"""One-sided 99.9 % normal quantile for the Good–Turing missing-mass upper limit."""
+
+
+def linf(s: Support) -> tuple[float, float]:
+    r, c = s.ref, s.cur
+    if not s.keys:
+        return 0.0, 0.0
+    value = float(np.max(np.abs(r.hat - c.hat)))
+    gap = np.maximum(np.maximum(r.lo - c.hi, c.lo - r.hi), 0.0)
+    wide = np.maximum(r.hi - c.lo, c.hi - r.lo)
+    low, high = float(gap.max()), float(wide.max())
+    if s.has_outside:
+        high = max(high, min(max(r.cap, c.cap), max(r.out_hi, c.out_hi)))
+    return value, max(0.0, value - low, high - value)
+
+
+def _outside_js(r: Side, c: Side) -> tuple[float, float, float]:
+    """(estimate, low, high) of the outside group's JS divergence contribution."""
+    if r.exact and c.exact:
+        return 0.0, 0.0, 0.0
+    if c.exact:
+        return r.out_hat / 2, r.out_lo / 2, r.out_hi / 2
+    if r.exact:
+        return c.out_hat / 2, c.out_lo / 2, c.out_hi / 2
+    one = np.array
+    est = float(js_terms(one([r.out_hat]), one([c.out_hat]))[0])
+    lo, _ = box_range(js_terms, one([r.out_lo]), one([r.out_hi]), one([c.out_lo]), one([c.out_hi]))
+    return est, float(lo[0]), (r.out_hi + c.out_hi) / 2
+
+
+def js(s: Support) -> tuple[float, float]:
+    r, c = s.ref, s.cur
+    o_est, o_lo, o_hi = _outside_js(r, c)
+    d_hat = float(js_terms(r.hat, c.hat).sum()) + o_est
+    if r.exact and c.exact:
+        return math.sqrt(max(d_hat, 0.0)), 0.0
+    lo, hi = box_range(js_terms, r.lo, r.hi, c.lo, c.hi)
+    d_lo = min(1.0, float(lo.sum()) + o_lo)
+    d_hi = min(1.0, float(hi.sum()) + o_hi)
+    v = math.sqrt(max(d_hat, 0.0))
+    return v, max(0.0, v - math.sqrt(max(d_lo, 0.0)), math.sqrt(max(d_hi, 0.0)) - v)
+
+
+def _chi2_terms(n1: float, n2: float) -> Callable[[FloatArray, FloatArray], FloatArray]:
+    """Pearson's 2 x K term in shares p = r / n1, q = c / n2:
+    (n2 r - n1 c)^2 / (n1 n2 (r + c)) = n1 n2 (p - q)^2 / (n1 p + n2 q) — 0 on p = q."""
+
+    def g(p: FloatArray, q: FloatArray) -> FloatArray:
+        tot = n1 * p + n2 * q
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(tot > 0, n1 * n2 * (p - q) ** 2 / tot, 0.0)
+        res: FloatArray = out
+        return res
+
+    return g
+
+
+def chi2(s: Support) -> tuple[float, float, float]:
+    """(statistic at the estimates, its bound, conservative p-value)."""
+    r, c = s.ref, s.cur
+    n1, n2 = float(r.n), float(c.n)
+    # counts on support + outside group
+    rl = np.append(r.lo, r.out_lo) * n1
+    rh = np.append(r.hi, r.out_hi) * n1
+    rhat = np.append(r.hat, r.out_hat) * n1
+    cl = np.append(c.lo, c.out_lo) * n2
+    ch = np.append(c.hi, c.out_hi) * n2
+    chat = np.append(c.hat, c.out_hat) * n2
+    col = rhat + chat
+    small = np.minimum(col * n1, col * n2) / (n1 + n2) < 5
+    # The outside group is chosen by both samples (categories neither side names, so
+    # its current count is 0 whenever the current side is exact): tested alone it would
+    # be a data-selected bin. Its categories are each at most max_error on a sketch side,
+    # i.e. the rare ones Cochran's rule pools anyway, so it always joins the pooled bin.
+    small[-1] = True
+    keep = (rh + ch) > 0
+    small = small[keep]
+    rl, rh, rhat, cl, ch, chat = (a[keep] for a in (rl, rh, rhat, cl, ch, chat))
+    if small.any():
+
+        def pool(a: FloatArray) -> FloatArray:
+            return np.append(a[~small], a[small].sum())
+
+        rl, rh, rhat, cl, ch, chat = (pool(a) for a in (rl, rh, rhat, cl, ch, chat))
+    k = int(rhat.size)
+    if k < 2:
+        return 0.0, 0.0, 1.0
+    g = _chi2_terms(n1, n2)
+    stat = float(g(rhat / n1, chat / n2).sum())
+    if r.exact and c.exact:
+        return stat, 0.0, float(special.chdtrc(k - 1, stat))
+    lo, hi = box_range(g, rl / n1, rh / n1, cl / n2, ch / n2)
+    low, high = float(lo.sum()), float(hi.sum())
+    return stat, max(0.0, stat - low, high - stat), float(special.chdtrc(k - 1, low))
+
+
+def good_turing(f1: int, f2: int, n: int) -> tuple[float, float]:
+    """(Good–Turing missing mass f1/n, its upper limit). The variance estimate
+    (f1 + 2 f2 - f1^2/n) / n^2 is Esty's (1983); +3/n covers f1 = 0 (rule of three)."""
+    m0 = f1 / n
+    var = max(0.0, f1 + 2 * f2 - f1 * f1 / n) / (n * n)
+    return m0, min(1.0, m0 + GT_Z * math.sqrt(var) + 3.0 / n)
+
+
+def unseen(s: Support, f1: int | None, f2: int | None) -> tuple[float, float, float | None, float]:
+    """(value, bound, p-value or None, chance baseline) of the unseen share."""
+    r, c = s.ref, s.cur
+    new = r.hi <= 0 if r.exact else r.lo <= 0  # sketch ref: "not tracked" (upper bound)
+    u_hat = float(c.hat[new].sum()) + c.out_hat
+    if not r.exact:
+        return u_hat, u_hat, None, 0.0
+    u_lo = float(c.lo[new].sum()) + c.out_lo
+    u_hi = float(c.hi[new].sum()) + c.out_hi
+    bound = max(0.0, u_hat - u_lo, u_hi - u_hat)
+    assert f1 is not None and f2 is not None
+    m0, m0_up = good_turing(f1, f2, r.n)
+    k = math.ceil(u_lo * c.n - 1e-9)
+    p = 1.0 if k <= 0 else float(sps.binom.sf(k - 1, c.n, m0_up))
+    return u_hat, bound, p, m0

@@ -1,0 +1,171 @@
+"""Calibration (issue 10): every reported bound covers the sketch's error against the
+exact statistic recomputed from the raw data (driftline's own definitions), and
+same-distribution data raises no alarm. Seeded and CI-sized; bench/calibration.py runs
+the long version and writes bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from sketches import stats
+from sketches.categorical import CategoricalProfile
+from sketches.drift import compare_profiles
+from sketches.metrics import categorical_metrics, numeric_metrics, psi_edges
+from sketches.numeric import NumericProfile
+from sketches.profile import DatasetProfile
+from sketches.rules import DriftRules
+
+Gen = Callable[[np.random.Generator, int], np.ndarray]
+
+NUMERIC: dict[str, Gen] = {
+    "normal": lambda r, n: r.normal(0.0, 1.0, n),
+    "lognormal2": lambda r, n: r.lognormal(0.0, 2.0, n),
+    "student_t2": lambda r, n: r.standard_t(2, n),
+    "int_ties": lambda r, n: r.poisson(3.0, n).astype(float),
+    "mixture": lambda r, n: np.where(r.random(n) < 0.3, r.normal(5, 0.5, n), r.normal(0, 1, n)),
+}
+# (reference rows, current rows): sketch/sketch, sketch/exact, exact/exact (KLL k=800
+# stays exact below ~2,400 items).
+NUMERIC_SIZES = [(200_000, 20_000), (100_000, 1_000), (2_000, 1_500)]
+
+
+def numeric_profile(x: np.ndarray) -> NumericProfile:
+    p = NumericProfile()
+    p.update(x)
+    return p
+
+
+def shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    cdf = np.searchsorted(np.sort(x), edges, side="right") / x.size
+    return np.diff(np.concatenate(([0.0], cdf, [1.0])))
+
+
+def numeric_errors(rx: np.ndarray, cx: np.ndarray) -> dict[str, tuple[float, float]]:
+    """metric -> (|sketch - exact|, bound)."""
+    ref, cur = numeric_profile(rx), numeric_profile(cx)
+    ms = numeric_metrics(ref, cur).metrics
+    edges = psi_edges(ref.distribution())
+    p, q = shares(rx, edges), shares(cx, edges)
+    exact = {
+        "ks": sps.ks_2samp(rx, cx).statistic,
+        "psi": stats.psi(p, q),
+        "js": stats.js_distance(p, q),
+        "wasserstein": sps.wasserstein_distance(rx, cx) / rx.std(),
+    }
+    return {k: (abs(ms[k].value - v), ms[k].error_bound) for k, v in exact.items()}
+
+
+@pytest.mark.parametrize("sizes", NUMERIC_SIZES)
+@pytest.mark.parametrize("dist", list(NUMERIC))
+def test_numeric_bounds_cover_exact_values(dist: str, sizes: tuple[int, int]) -> None:
+    for seed in range(2):
+        rng = np.random.default_rng(hash((dist, sizes, seed)) % 2**32)
+        rx, cx = NUMERIC[dist](rng, sizes[0]), NUMERIC[dist](rng, sizes[1])
+        for metric, (err, bound) in numeric_errors(rx, cx).items():
+            assert err <= bound + 1e-9, (metric, err, bound)
+
+
+def categorical_sample(rng: np.random.Generator, levels: int, kind: str, n: int) -> np.ndarray:
+    w = np.ones(levels) if kind == "uniform" else 1.0 / np.arange(1, levels + 1)
+    idx = rng.choice(levels, n, p=w / w.sum())
+    return np.char.add("k", idx.astype(str))
+
+
+def categorical_profile(x: np.ndarray, sketch: bool) -> CategoricalProfile:
+    p = CategoricalProfile(cap=2 if sketch else 1_000_000)
+    p.update(list(x))
+    assert p.exact is not sketch
+    return p
+
+
+def categorical_exact(rx: np.ndarray, cx: np.ndarray) -> dict[str, float]:
+    keys = np.union1d(rx, cx)
+    r = np.bincount(np.searchsorted(keys, rx), minlength=keys.size) / rx.size
+    c = np.bincount(np.searchsorted(keys, cx), minlength=keys.size) / cx.size
+    return {
+        "linf": float(np.abs(r - c).max()),
+        "js": stats.js_distance(r, c),
+        "unseen": float(c[r == 0].sum()),
+    }
+
+
+@pytest.mark.parametrize("modes", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("levels", [5, 100, 3_000, 100_000])
+def test_categorical_bounds_cover_exact_values(levels: int, modes: tuple[bool, bool]) -> None:
+    for kind in ("uniform", "zipf"):
+        rng = np.random.default_rng(levels * 7 + 3 * modes[0] + modes[1] + len(kind))
+        rx = categorical_sample(rng, levels, kind, 60_000)
+        cx = categorical_sample(rng, levels, kind, 5_000)
+        ms = categorical_metrics(
+            categorical_profile(rx, modes[0]), categorical_profile(cx, modes[1])
+        )
+        for metric, exact in categorical_exact(rx, cx).items():
+            mv = ms.metrics[metric]
+            assert abs(mv.value - exact) <= mv.error_bound + 1e-9, (metric, kind, mv, exact)
+
+
+def test_worst_case_of_issue_10_is_gone() -> None:
+    """3,000-level uniform, 100 k sketch-mode reference vs 1 k exact window: was L-inf 1.0."""
+    rng = np.random.default_rng(10)
+    rx = categorical_sample(rng, 3_000, "uniform", 100_000)
+    cx = categorical_sample(rng, 3_000, "uniform", 1_000)
+    ref, cur = categorical_profile(rx, True), categorical_profile(cx, False)
+    ms = categorical_metrics(ref, cur)
+    assert ms.metrics["linf"].value < 0.01
+    assert ms.tests["distribution"] > 0.01
+
+
+def _one_column_report(ref_x: object, cur_x: object, n_ref: int, n_cur: int) -> bool:
+    ref, cur = DatasetProfile(), DatasetProfile()
+    ref.update({"x": ref_x}, n_ref)
+    cur.update({"x": cur_x}, n_cur)
+    return bool(compare_profiles(ref, cur, DriftRules()).drifted)
+
+
+@pytest.mark.parametrize("n", [100, 200])
+def test_null_ratio_no_false_alarms_at_smallest_windows(n: int) -> None:
+    rng = np.random.default_rng(n)
+    ref_x = np.where(rng.random(100_000) < 0.01, np.nan, rng.normal(size=100_000))
+    ref = DatasetProfile()
+    ref.update({"x": ref_x}, ref_x.size)
+    alarms = 0
+    for _ in range(300):
+        x = np.where(rng.random(n) < 0.01, np.nan, rng.normal(size=n))
+        cur = DatasetProfile(types=ref.types)
+        cur.update({"x": x}, n)
+        alarms += bool(compare_profiles(ref, cur).drifted)
+    assert alarms == 0
+
+
+def test_unseen_judged_against_good_turing() -> None:
+    """Zipf-1,000 with a 12 k reference: 1-3 % unseen by chance, no alarm; 5 % of traffic
+    on a brand-new value still alarms."""
+    rng = np.random.default_rng(7)
+    rx = categorical_sample(rng, 1_000, "zipf", 12_000)
+    for _ in range(20):
+        cx = categorical_sample(rng, 1_000, "zipf", 5_000)
+        assert not _one_column_report(list(rx), list(cx), rx.size, cx.size)
+    cx = categorical_sample(rng, 1_000, "zipf", 5_000)
+    cx[:250] = "brand-new"
+    ref, cur = DatasetProfile(), DatasetProfile()
+    ref.update({"x": list(rx)}, rx.size)
+    cur.update({"x": list(cx)}, cx.size)
+    assert "unseen" in compare_profiles(ref, cur).columns["x"].fired
+
+
+@pytest.mark.parametrize("levels", [5, 3_000, 50_000])
+def test_same_distribution_categoricals_do_not_alarm(levels: int) -> None:
+    rng = np.random.default_rng(levels)
+    rx = categorical_sample(rng, levels, "zipf", 100_000)
+    ref = DatasetProfile()
+    ref.update({"x": list(rx)}, rx.size)
+    for n in (100, 1_000, 20_000):
+        cx = categorical_sample(rng, levels, "zipf", n)
+        cur = DatasetProfile(types=ref.types)
+        cur.update({"x": list(cx)}, n)
+        assert not compare_profiles(ref, cur).drifted, (levels, n)
