@@ -133,7 +133,7 @@ class Recovery:
         log.error("topic=%s partition=%d: rebuilding from Kafka, offset %s (Redis holds the "
                   "state up to offset %d)", self.topic, partition,
                   "earliest" if start == OFFSET_BEGINNING else start, snap.applied_offset)
-        self._mark_rebuilding(partition)
+        self._mark_rebuilding(partition, from_start=start == OFFSET_BEGINNING)
         self._reposition(partition, start)
 
     def offset_reset(self, partition: int, requested: int) -> None:
@@ -178,12 +178,17 @@ class Recovery:
         self._call(partial(self.store.note_incident, partition, cause, rebuilding=rebuilding,
                            records=records), "note incident")
 
-    def _mark_rebuilding(self, partition: int) -> None:
+    def _mark_rebuilding(self, partition: int, from_start: bool = True) -> None:
         try:
             low, high = self.consumer.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=10)
         except KafkaException:
             return
+        if from_start and low > 0:  # the lost state's share of offsets below ``low`` is gone
+            self.health.offset_gaps[partition] = self.health.offset_gaps.get(partition, 0) + low
+            log.error("topic=%s partition=%d: offsets 0..%d have aged out of the topic; windows "
+                      "they fed are rebuilt without them", self.topic, partition, low - 1)
+            self._note(partition, None, rebuilding=True, records=low)
         if high > max(low, 0):
             self.health.rebuilding[partition] = high
         else:

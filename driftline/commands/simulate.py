@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                default=0.0, type=float)
     add_option(p, "--seed", help="random seed (same seed, same stream)", default=0, type=int)
     add_option(p, "--start-ts", help="event time of the first event, epoch seconds "
-               "(default: now)", type=float)
+               "(default: now; with --rate max and --count, so that the last event is now)",
+               type=float)
     add_option(p, "--event-rate", help="event-time spacing in events/s for --rate max",
                default=1000.0, type=float)
     add_option(p, "--out", help="write JSON lines to this file ('-' = stdout) instead of Kafka")
@@ -111,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         count = int(rate * duration)
     if count is None and duration is None and args.out:
         raise ConfigError("--out needs --count or --duration")
+    if args.start_ts is None and rate is None and count is not None:
+        # As fast as possible the event times (spaced by --event-rate) outrun the wall
+        # clock; ending them now keeps every event behind its Kafka timestamp, as real
+        # producers' are (the worker rejects events far ahead of it: --max-future-skew).
+        start_ts -= count / spec.events_per_s
     progress = _report if args.progress else None
     if args.out:
         out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115

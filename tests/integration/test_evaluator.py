@@ -45,8 +45,9 @@ def write_window(store: RedisStateStore, epoch: int, start_ms: int, offset: int,
                  profile: bytes, version: str = "7") -> None:
     """Checkpoint one window of model m on partition 0 as a worker would."""
     key = WindowKey("m", version, start_ms)
+    generation = store.read(0, min_start_ms=1 << 62).generation  # the worker's own count
     store.write(Checkpoint(0, epoch, offset, start_ms + WINDOW_MS - 1, Counters(ok={"m": offset}),
-                           {key: profile}, {key: start_ms + WINDOW_MS}))
+                           {key: profile}, {key: start_ms + WINDOW_MS}, generation=generation))
 
 
 def alert_publisher(bootstrap: str, topic: str) -> KafkaAlertPublisher:

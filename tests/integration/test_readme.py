@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,9 +22,11 @@ def tour() -> list[str]:
 def test_readme_quick_tour_runs(tmp_path: Path) -> None:
     commands = tour()
     assert len(commands) >= 4
+    # the `driftline` of this interpreter's environment (the project venv), first on PATH
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for cmd in commands:
         done = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, env=env)
         # compare exits 1 when it finds drift; anything else non-zero is a failure
         ok = (0, 1) if cmd.startswith("driftline compare") else (0,)
         assert done.returncode in ok, f"{cmd}\n{done.stderr}"
