@@ -170,8 +170,9 @@ class Monitor:
             self._client.ping()
         except redis.exceptions.RedisError as exc:
             return [f"Redis unreachable: {exc}"]
-        if wh is not None and wh.not_ready():
-            return wh.not_ready()  # rebuilding lost state, or partitions it does not process
+        reasons = wh.not_ready(time.monotonic()) if wh is not None else []
+        if reasons:  # rebuilding lost state, partitions it does not process, stuck writes
+            return reasons
         if wh is None or wh.partitions or wh.records > 0 or self.evaluations > 0:
             return []
         return ["no partition assigned yet"]

@@ -68,6 +68,14 @@ class Checkpointer:
         checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
         if not checkpoints:
             return []
+        self.health.flush_started_at = started
+        try:
+            return self._write(checkpoints, started, should_stop)
+        finally:
+            self.health.flush_started_at = None
+
+    def _write(self, checkpoints: list[Checkpoint], started: float,
+               should_stop: Callable[[], bool]) -> list[Checkpoint]:
         self.dlq_retry.call(self.dlq.flush, what="dlq flush", sleep=self.sleep,
                             should_stop=should_stop)
         written: list[Checkpoint] = []

@@ -40,16 +40,25 @@ class WorkerHealth:
     """Partitions assigned to this worker that it stopped processing (until it rejoins)."""
     last_checkpoint_at: float | None = None
     """Monotonic time of the last successful checkpoint (None: none yet)."""
+    flush_started_at: float | None = None
+    """Monotonic time the checkpoint in progress began (None: none in progress)."""
+    stuck_after_s: float = 30.0
+    """A checkpoint in progress longer than this (Redis or the DLQ away) makes it unready."""
 
     def count_reset(self, partition: int, cause: str) -> None:
         key = (partition, cause)
         self.state_resets[key] = self.state_resets.get(key, 0) + 1
 
-    def not_ready(self) -> list[str]:
-        """Why this worker should not be sent traffic or trusted right now (empty: ready)."""
+    def not_ready(self, now: float) -> list[str]:
+        """Why this worker should not be trusted right now (empty: ready); ``now`` on the
+        runner's monotonic clock."""
         reasons = [f"partition {p} rebuilding from Kafka up to offset {end}"
                    for p, end in sorted(self.rebuilding.items())]
         reasons += [f"partition {p} assigned but not processed" for p in sorted(self.orphaned)]
+        started = self.flush_started_at
+        if started is not None and now - started > self.stuck_after_s:
+            reasons.append(f"checkpoint pending for {now - started:.0f}s (Redis or the DLQ "
+                           "unreachable)")
         return reasons
 
     def record_flush(self, seconds: float) -> None:

@@ -108,7 +108,7 @@ class ConfluentRunner:
         self.config = config
         self.clock = clock
         self.sleep = sleep
-        self.health = WorkerHealth()
+        self.health = WorkerHealth(stuck_after_s=max(30.0, 5 * config.checkpoint_interval_s))
         self._checkpointer = Checkpointer(
             topic=config.topic, dlq=dlq, store=store, processor=processor, health=self.health,
             redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,

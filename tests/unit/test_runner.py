@@ -245,11 +245,11 @@ def test_state_lost_in_redis_is_rebuilt_from_the_start() -> None:
     assert "unassign 0" in log
     assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, -2)]
     assert runner.processor.applied_offset(0) == -1  # nothing kept: re-read from the start
-    assert runner.health.rebuilding == {0: 10} and runner.health.not_ready()
+    assert runner.health.rebuilding == {0: 10} and runner.health.not_ready(0.0)
     assert (0, "state_lost_missing", True) in store.incidents
     consumer.batches = [[Msg(0, o, event()) for o in range(10)]]
     runner.poll_once()
-    assert runner.health.rebuilding == {} and runner.health.not_ready() == []
+    assert runner.health.rebuilding == {} and runner.health.not_ready(0.0) == []
     assert runner.processor.counters(0).ok == {"m": 10}
     assert store.incidents[-1] == (0, None, False)
 
@@ -287,3 +287,17 @@ def test_records_deleted_before_processing_are_a_counted_gap() -> None:
     runner.poll_once()
     assert runner.health.offset_gaps == {0: 4}  # offsets 3..6 are gone
     assert "unassign 0" in log and [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, 7)]
+
+
+def test_a_checkpoint_stuck_on_redis_makes_the_worker_unready() -> None:
+    runner, consumer, store, _log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 0, event())]]
+    runner.poll_once()
+    seen: list[list[str]] = []
+    runner.health.stuck_after_s = 30.0
+    store.fail_next = 2
+    runner._checkpointer.sleep = lambda s: seen.append(runner.health.not_ready(1000.0))
+    runner.checkpoint([0])
+    assert seen and "checkpoint pending" in seen[0][0]  # while it waited for Redis
+    assert runner.health.not_ready(1000.0) == []  # written: ready again
