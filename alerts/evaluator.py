@@ -171,8 +171,14 @@ class Evaluator:
         found = self._windows.measurements({cfg.model: cfg.measure_ms for cfg in self._models})
         for cfg in self._models:
             m = found.get(cfg.model)
-            if m is not None:
-                published += self._evaluate(cfg, m, token, now)
+            if m is None:
+                continue
+            if self.lease.acquire() != token:  # renewed per model: a long evaluation
+                log.warning("lost the evaluator lease mid-evaluation; stopping before %s "
+                            "(the new leader evaluates it)", cfg.model)
+                self.is_leader = False
+                return published
+            published += self._evaluate(cfg, m, token, now)
         if self._incidents is not None:
             published += self._evaluate_operations(token, now)
         return published
