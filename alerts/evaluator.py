@@ -20,6 +20,7 @@ on ``id`` + ``state`` + ``since``) — never a lost alert.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class Measurement(Protocol):
     def end_ms(self) -> int: ...
     @property
     def versions(self) -> Mapping[str, DatasetProfile]: ...
+    @property
+    def incomplete(self) -> bool:
+        """Part of the window's input aged out of the topic before it was rebuilt."""
+        ...
 
 
 class WindowSource(Protocol):
@@ -217,6 +222,8 @@ class Evaluator:
             return []
         report = compare_profiles(reference, current, cfg.rules)
         checks = _report_checks(report) + _range_checks(cfg, current)
+        if m.incomplete:  # never compared as if whole: every alert holds its state
+            checks = [dataclasses.replace(c, breached=None) for c in checks]
         emitted: list[Alert] = []
         firing: dict[str, str] = {}
         for check in checks:
@@ -384,6 +391,8 @@ def _result(
     verdicts = {c.verdict for c in columns.values()}
     status = "drift" if "drift" in verdicts else (
         "insufficient_data" if verdicts and verdicts <= {"insufficient_data"} else "ok")
+    if m.incomplete:
+        status = "incomplete"
     return ModelResult(
         model=model, version=version, status=status, window_start=m.start_ms / 1000,
         window_end=m.end_ms / 1000, rows=report.rows, evaluated_at=now, columns=columns,

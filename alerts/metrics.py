@@ -82,6 +82,8 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
            ("model", "column")),
     Family(_G, "driftline_alerts_firing", "Alerts firing now", ("model", "severity")),
     Family(_G, "driftline_window_rows", "Events in the measurement window", ("model",)),
+    Family(_G, "driftline_window_incomplete", "1 while the measurement window holds windows "
+           "rebuilt after part of their input aged out of the topic", ("model",)),
     Family(_G, "driftline_prediction_latency_ms", "Model latency quantiles (latency_ms field)",
            ("model", "quantile")),
     Family(_G, "driftline_last_evaluation_timestamp_seconds",
@@ -134,10 +136,12 @@ class DriftlineCollector(Collector):
         nulls = _new("driftline_null_ratio")
         firing = _new("driftline_alerts_firing")
         rows = _new("driftline_window_rows")
+        incomplete = _new("driftline_window_incomplete")
         latency = _new("driftline_prediction_latency_ms")
         evaluated = _new("driftline_last_evaluation_timestamp_seconds")
         for r in results:
             rows.add_metric([r.model], r.rows)
+            incomplete.add_metric([r.model], 1.0 if r.status == "incomplete" else 0.0)
             evaluated.add_metric([r.model], r.evaluated_at)
             for c in r.columns.values():
                 if c.null_ratio is not None:
@@ -153,7 +157,7 @@ class DriftlineCollector(Collector):
                 firing.add_metric([r.model, sev], n)
             for q, ms in sorted(r.latency_ms.items()):
                 latency.add_metric([r.model, q], ms)
-        yield from (drift, bound, nulls, firing, rows, latency, evaluated)
+        yield from (drift, bound, nulls, firing, rows, incomplete, latency, evaluated)
 
 
 def _recovery_metrics(health: Health) -> Iterator[Metric]:

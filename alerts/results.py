@@ -31,7 +31,7 @@ class ColumnResult(msgspec.Struct, frozen=True):
 class ModelResult(msgspec.Struct, frozen=True):
     model: str
     version: str
-    status: str  # "ok" | "drift" | "insufficient_data" | "no_reference"
+    status: str  # "ok" | "drift" | "insufficient_data" | "no_reference" | "incomplete"
     window_start: float  # epoch seconds
     window_end: float
     rows: int

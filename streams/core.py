@@ -113,6 +113,9 @@ class PartitionSnapshot:
     """How many checkpoints the stored state has taken (0: none)."""
     topic_id: str | None = None
     """The Kafka topic id the state was built from (None: not recorded)."""
+    incomplete: Mapping[str, int] = field(default_factory=dict)
+    """model -> windows starting at or before this are incomplete (rebuilt from Kafka
+    after part of their input had aged out of the topic)."""
 
     def model_watermark(self, model: str) -> int:
         return self.watermarks.get(model, self.watermark_ms)
@@ -135,6 +138,7 @@ class Checkpoint:
     generation: int = 0
     """The stored generation this checkpoint builds on (the store bumps it)."""
     topic_id: str | None = None
+    incomplete: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -150,6 +154,8 @@ class _Partition:
     columns: dict[WindowKey, set[str]] = field(default_factory=dict)  # names per window
     generation: int = 0
     topic_id: str | None = None
+    incomplete: dict[str, int] = field(default_factory=dict)
+    incomplete_pending: bool = False  # rebuilding after data aged out: mark new models
 
     @property
     def watermark(self) -> int:
@@ -205,11 +211,20 @@ class Processor:
             flushed_offset=snap.applied_offset,
             generation=snap.generation,
             topic_id=snap.topic_id,
+            incomplete=dict(snap.incomplete),
         )
 
     def revoke(self, partition: int) -> None:
         """Forget a partition (after its final checkpoint, or when fenced/lost)."""
         self._parts.pop(partition, None)
+
+    def mark_incomplete(self, partition: int, pending: bool = True) -> None:
+        """While ``pending``, each model's first event in ``partition`` marks its window and
+        every earlier one incomplete (the partition is rebuilt from Kafka after records
+        that fed those windows aged out of the topic)."""
+        st = self._parts.get(partition)
+        if st is not None:
+            st.incomplete_pending = pending
 
     def discard(self) -> None:
         """Forget every partition *without* a checkpoint: after a failure in the middle of
@@ -280,6 +295,8 @@ class Processor:
                 if mark is None:
                     self._admit_model(st, model)
                     mark = NO_WATERMARK
+                    if st.incomplete_pending:
+                        st.incomplete[model] = ts - ts % spec.window_ms
                 size = spec.window_ms
                 start = ts - ts % size
                 if start + size + spec.retention_ms <= mark:  # (never when ts > mark)
@@ -379,6 +396,7 @@ class Processor:
             watermarks={m: w for m, w in st.watermarks.items() if w != NO_WATERMARK},
             generation=st.generation,
             topic_id=st.topic_id,
+            incomplete=dict(st.incomplete),
         )
 
     def flushed(self, cp: Checkpoint) -> None:

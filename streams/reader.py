@@ -19,11 +19,13 @@ from streams.state import RedisStateStore
 from streams.windows import Counters
 
 
-@dataclass(frozen=True)
+@dataclass
 class Merged:
     start_ms: int
     end_ms: int
     versions: dict[str, DatasetProfile]
+    incomplete: bool = False
+    """Some merged window was rebuilt after part of its input aged out of the topic."""
 
 
 class WindowReader:
@@ -60,11 +62,14 @@ class WindowReader:
             return {}
         merged = {model: Merged(end - measures[model], end, {}) for model, end in ends.items()}
         first = min(m.start_ms for m in merged.values())
-        for windows in self._store.windows(min_start_ms=first).values():
-            for key, blob in windows.items():
+        for p in self._store.stored_partitions():
+            snap = self._store.read(p, min_start_ms=first)
+            for key, blob in snap.windows.items():
                 m = merged.get(key.model)
                 if m is None or not m.start_ms <= key.start_ms <= m.end_ms:
                     continue
+                if key.start_ms <= snap.incomplete.get(key.model, NO_WATERMARK):
+                    m.incomplete = True
                 prof = DatasetProfile.from_bytes(blob)
                 if key.version in m.versions:
                     m.versions[key.version].merge(prof)

@@ -86,20 +86,23 @@ class Recovery:
     def start_offset(self, partition: int, topic_id: str | None) -> int:
         """Load ``partition`` into the processor; the offset to start reading from."""
         snap: PartitionSnapshot = self._call(partial(self.store.load, partition), "load")
+        rebuild = False
         if topic_id and snap.topic_id and snap.topic_id != topic_id:
             self._incident(partition, "topic_recreated",
                            f"stored state belongs to topic id {snap.topic_id}, the topic now "
                            f"has id {topic_id} (deleted and recreated): deleting it")
             snap = self._call(partial(self.store.reset, partition), "reset")
-            self._mark_rebuilding(partition)
+            rebuild = True
         elif snap.applied_offset < 0 and self._committed(partition) >= 0:
             self._incident(partition, "missing_at_start",
                            "no state in Redis, but the group has committed offsets: the state "
                            "was lost while no worker ran")
             if self.mode == "stop":
                 raise StateLostError(f"partition {partition}: state missing", cause="missing")
-            self._mark_rebuilding(partition)
+            rebuild = True
         self.processor.assign(dataclasses.replace(snap, topic_id=topic_id or snap.topic_id))
+        if rebuild:
+            self._mark_rebuilding(partition)
         return snap.applied_offset + 1 if snap.applied_offset >= 0 else OFFSET_BEGINNING
 
     def _committed(self, partition: int) -> int:
@@ -163,6 +166,7 @@ class Recovery:
         target = self.health.rebuilding.get(partition)
         if target is not None and applied_offset + 1 >= target:
             del self.health.rebuilding[partition]
+            self.processor.mark_incomplete(partition, pending=False)
             log.info("topic=%s partition=%d: rebuilt up to offset %d", self.topic, partition,
                      applied_offset)
             self._note(partition, None, rebuilding=False)
@@ -185,6 +189,7 @@ class Recovery:
         except KafkaException:
             return
         if from_start and low > 0:  # the lost state's share of offsets below ``low`` is gone
+            self.processor.mark_incomplete(partition)
             self.health.offset_gaps[partition] = self.health.offset_gaps.get(partition, 0) + low
             log.error("topic=%s partition=%d: offsets 0..%d have aged out of the topic; windows "
                       "they fed are rebuilt without them", self.topic, partition, low - 1)

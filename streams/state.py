@@ -4,7 +4,8 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
 
     P:v1:{P:T:p<p>}:meta              hash: epoch, gen, offset, watermark, topic_id,
                                       c:<counter>=n, wm:<model>=ms (per-model watermark;
-                                      absent in older state: ``watermark`` stands in)
+                                      absent in older state: ``watermark`` stands in),
+                                      inc:<model>=ms (windows up to this start incomplete)
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
     P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
@@ -195,6 +196,8 @@ class RedisStateStore:
             fields += [f"wm:{model}", mark]
         if cp.topic_id:
             fields += ["topic_id", cp.topic_id]
+        for model, start in cp.incomplete.items():
+            fields += [f"inc:{model}", start]
         argv: list[Any] = [
             cp.epoch,
             cp.generation,
@@ -245,6 +248,7 @@ class RedisStateStore:
         watermarks = {k[3:]: int(v) for k, v in meta.items() if k.startswith("wm:")}
         generation = int(meta.get("gen", 0))
         topic_id = meta.get("topic_id") or None
+        incomplete = {k[4:]: int(v) for k, v in meta.items() if k.startswith("inc:")}
         if min_start_ms is None:
             # the model furthest behind decides: another model's clock must not hide its
             # still-open windows (a fresh, empty window would then overwrite the stored one)
@@ -258,7 +262,7 @@ class RedisStateStore:
             windows = {k: _blob(b) for k, b in zip(keys, blobs, strict=True) if b is not None}
         return PartitionSnapshot(
             partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows, watermarks,
-            generation, topic_id,
+            generation, topic_id, incomplete,
         )
 
     # -- incidents (read by the evaluator's operational alert) ---------------------------

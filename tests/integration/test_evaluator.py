@@ -217,3 +217,42 @@ def test_a_leader_that_loses_its_lease_mid_evaluation_stops_publishing(
     publisher.close()
     assert first.run_once(now=2.0) == [] and not first.is_leader
     client.close()
+
+
+def test_an_incomplete_window_is_never_compared_as_if_whole(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str  # type: ignore[no-untyped-def]
+) -> None:
+    """A measurement window rebuilt after part of its input aged out of the topic: status
+    ``incomplete``, and a drift in it neither fires nor resolves anything."""
+    rng = np.random.default_rng(9)
+    alerts_topic = make_topic(1)
+    client = redis.Redis.from_url(redis_url)
+    refs = ReferenceStore(client, key_prefix)
+    refs.put(build_reference([batch(rng, 20_000)], model="m", version="default",
+                             created="2026-11-23T00:00:00Z", chunks=5), "m")
+    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    snap = store.load(0)
+    t0 = 1_800_000_000_000
+    write_window(store, snap.epoch, t0, 5000, window(rng, 5000, 1.0))  # drifted
+    reader = WindowReader(store)
+
+    class Incomplete:
+        def measurements(self, measures: dict[str, int]) -> dict[str, object]:
+            found = reader.measurements(measures)
+            for m in found.values():
+                m.incomplete = True
+            return found  # type: ignore[return-value]
+
+    publisher = alert_publisher(kafka_bootstrap, alerts_topic)
+    evaluator = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
+                          windows=Incomplete(), references=refs,  # type: ignore[arg-type]
+                          publishers=[publisher], lease=Lease(client, key_prefix, "a", 2000))
+    assert evaluator.run_once(now=1.0) == []
+    [result] = evaluator.results()
+    assert result.status == "incomplete"
+    complete = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
+                         windows=reader, references=refs, publishers=[publisher],
+                         lease=Lease(client, key_prefix, "a", 2000))
+    assert {a.column for a in complete.run_once(now=2.0)} == {"income"}  # whole: it fires
+    publisher.close()
+    client.close()

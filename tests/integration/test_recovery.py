@@ -277,3 +277,42 @@ def test_a_fenced_partition_is_processed_again(
     log_text = w.log_path.read_text()
     assert "fenced" in log_text and "rejoining the group" in log_text
     assert_exact(store, exp)
+
+
+@pytest.mark.timeout(180)
+def test_state_lost_while_down_after_retention_rebuilds_marked_incomplete(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """State lost while no worker ran, and the topic no longer holds its first records:
+    the rebuild counts the aged-out offsets and marks the windows they fed incomplete."""
+    topic = make_topic(1)
+    values, _ = make_events(4000, seed=17)
+    produce(kafka_bootstrap, topic, values, 1)
+    store = store_for(redis_url, key_prefix, topic)
+    cmd = worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                     "--no-evaluate")
+    w = Worker(cmd, tmp_path / "worker.log")
+    wait_applied(store, {0: 4000}, 60, check=lambda: None)
+    assert w.stop() == 0, w.tail()
+    _drop_keys(store.client, key_prefix)  # Redis lost everything while no worker ran
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    [done] = admin.delete_records([TopicPartition(topic, 0, 1000)]).values()
+    done.result(30)
+    w = Worker(cmd, tmp_path / "worker2.log")
+    try:
+        wait_applied(store, {0: 4000}, 60, check=lambda: None)
+        port = _port(w)
+        assert _metric(port, "driftline_offset_gap_records_total") == 1000
+        assert _metric(port, "driftline_state_resets_total") == 1
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    snap = store.read(0, min_start_ms=0)
+    assert set(snap.incomplete) == {"m1", "m2"}
+    assert WindowReader(store).counters().total_ok == 3000
+    merged = WindowReader(store).measurement("m1", 24 * 3_600_000)
+    assert merged is not None and merged.incomplete
+    assert "missing_at_start" in w.log_path.read_text() or "no state in Redis" in \
+        w.log_path.read_text()

@@ -243,3 +243,22 @@ def test_a_record_that_breaks_processing_is_rejected_not_raised(
     rejected = proc.process([Record(0, 0, 0, ev(T0))])
     assert [r.reason for r in rejected] == ["invalid_value"]
     assert proc.applied_offset(0) == 0 and proc.counters(0).invalid == {"invalid_value": 1}
+
+
+def test_rebuild_after_aged_out_input_marks_each_models_first_window_incomplete() -> None:
+    proc = Processor(two_models())
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    proc.mark_incomplete(0)
+    proc.process([Record(0, 0, 0, ev(T0 + 7 * MIN, model="m")),
+                  Record(0, 1, 0, ev(T0 + 12 * MIN, model="m")),
+                  Record(0, 2, 0, ev(T0 + 13 * MIN, model="n"))])
+    proc.mark_incomplete(0, pending=False)  # the rebuild caught up
+    proc.process([Record(0, 3, 0, ev(T0 + 14 * MIN, model="other"))])
+    cp = proc.checkpoint(0)
+    assert cp is not None
+    assert cp.incomplete == {"m": T0 + 5 * MIN, "n": T0 + 10 * MIN}
+    again = Processor(two_models())
+    again.assign(PartitionSnapshot(0, 2, cp.applied_offset, cp.watermark_ms, cp.counters,
+                                   cp.windows, cp.watermarks, incomplete=cp.incomplete))
+    again.process([Record(0, 4, 0, ev(T0 + 14 * MIN, model="m"))])
+    assert again.checkpoint(0).incomplete == cp.incomplete  # type: ignore[union-attr]
