@@ -54,6 +54,7 @@ class NumericProfile(ColumnProfile):
         self._max = -math.inf
         self._mean = 0.0
         self._m2 = 0.0
+        self._dist: Distribution | None = None
 
     # --------------------------------------------------------------- verbs
     def prepare(self, values: ColumnValues) -> object:
@@ -158,7 +159,13 @@ class NumericProfile(ColumnProfile):
         return [float(x) for x in self._kll.get_quantiles(list(map(float, qs)))]
 
     def distribution(self) -> Distribution:
-        """The sketch's weighted items as a numpy :class:`Distribution`."""
+        """The sketch's weighted items as a numpy :class:`Distribution` (computed once until
+        the profile changes: a reference's is reused by every comparison)."""
+        if self._dist is None or self._dist.n != self._count:
+            self._dist = self._distribution()
+        return self._dist
+
+    def _distribution(self) -> Distribution:
         if self._count == 0:
             return Distribution(np.empty(0), np.empty(0), 0, 0.0)
         # The bindings' iterator reports weight 1 for every item (datasketches 5.2), so

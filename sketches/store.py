@@ -2,8 +2,9 @@
 
 Keys (``P`` = key prefix)::
 
-    P:ref:v1:<model>:<version>   Reference bytes (versioned header; see sketches.reference)
-    P:ref:v1:index               set of "<model>:<version>"
+    P:ref:v1:<model>:<version>         Reference bytes (versioned header; sketches.reference)
+    P:ref:v1:<model>:<version>:digest  blake2b of those bytes (cache check; absent before 0.2)
+    P:ref:v1:index                     set of "<model>:<version>"
 
 A model's events of version ``v`` use the reference of ``v`` when one is stored, else
 the model's ``default`` reference. Bump ``v1`` when the stored format changes so old
@@ -12,6 +13,7 @@ bytes are never misread.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import redis
@@ -20,6 +22,10 @@ from sketches.errors import DriftlineError
 from sketches.reference import Reference
 
 DEFAULT_VERSION = "default"
+
+
+def _digest(blob: bytes) -> bytes:
+    return hashlib.blake2b(blob, digest_size=16).hexdigest().encode()
 
 
 class ReferenceNotFound(DriftlineError):
@@ -41,7 +47,7 @@ class ReferenceStore:
     def __init__(self, client: redis.Redis, prefix: str = "driftline") -> None:
         self._client = client
         self._prefix = prefix
-        self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}
+        self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}  # (digest, ref)
 
     def _key(self, model: str, version: str) -> str:
         return f"{self._prefix}:ref:v1:{model}:{version}"
@@ -51,24 +57,35 @@ class ReferenceStore:
         return f"{self._prefix}:ref:v1:index"
 
     def put(self, reference: Reference, model: str, version: str = DEFAULT_VERSION) -> int:
-        """Store ``reference`` for ``model``/``version``; returns its size in bytes."""
+        """Store ``reference`` for ``model``/``version``; returns its size in bytes. A digest
+        of the bytes is stored beside them, so readers check a few bytes, not the blob."""
         blob = reference.to_bytes()
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._key(model, version), blob)
+        pipe.set(self._digest_key(model, version), _digest(blob))
         pipe.sadd(self._index, f"{model}:{version}")
         pipe.execute()
         return len(blob)
 
+    def _digest_key(self, model: str, version: str) -> str:
+        return self._key(model, version) + ":digest"
+
     def get_exact(self, model: str, version: str) -> Reference | None:
+        """The reference stored for exactly ``version``. A cached one is reused while the
+        stored digest is unchanged (one small read); its derived data (e.g. the numeric
+        distributions) is then computed once per reference, not once per evaluation."""
+        cached = self._cache.get((model, version))
+        if cached is not None:
+            digest = self._client.get(self._digest_key(model, version))
+            if digest is not None and digest == cached[0]:
+                return cached[1]
         blob = self._client.get(self._key(model, version))
         if blob is None:
+            self._cache.pop((model, version), None)
             return None
         assert isinstance(blob, bytes)
-        cached = self._cache.get((model, version))
-        if cached is not None and cached[0] == blob:
-            return cached[1]
         ref = Reference.from_bytes(blob)
-        self._cache[(model, version)] = (blob, ref)
+        self._cache[(model, version)] = (_digest(blob), ref)
         return ref
 
     def get(self, model: str, version: str = DEFAULT_VERSION) -> Reference | None:
@@ -91,7 +108,8 @@ class ReferenceStore:
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(self._key(model, version))
         pipe.srem(self._index, f"{model}:{version}")
-        deleted, _ = pipe.execute()
+        pipe.delete(self._digest_key(model, version))
+        deleted, _, _ = pipe.execute()
         self._cache.pop((model, version), None)
         return bool(deleted)
 

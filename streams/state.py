@@ -7,6 +7,8 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
                                       absent in older state: ``watermark`` stands in),
                                       inc:<model>=ms (windows up to this start incomplete)
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
+    P:v1:{P:T:p<p>}:written           hash: window member -> generation of its last write
+                                      (readers re-read only windows that changed)
     P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
 
@@ -79,11 +81,14 @@ for n = 1, ncount do
     fields = {}
   end
 end
-for k = 3, #KEYS do
+for k = 4, #KEYS do
   redis.call('SET', KEYS[k], ARGV[i + 3], 'PX', ARGV[i + 2])
   redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
+  redis.call('HSET', KEYS[3], ARGV[i], gen + 1)
   i = i + 4
 end
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
+for _, m in ipairs(old) do redis.call('HDEL', KEYS[3], m) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
 return {1, cur, gen + 1}
 """
@@ -94,7 +99,7 @@ for _, m in ipairs(members) do
   redis.call('DEL', ARGV[1] .. m)
 end
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') + 1
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'gen', 0)
 return epoch
 """
@@ -157,6 +162,9 @@ class RedisStateStore:
     def index_key(self, partition: int) -> str:
         return self._base(partition) + ":idx"
 
+    def written_key(self, partition: int) -> str:
+        return self._base(partition) + ":written"
+
     def window_key(self, partition: int, key: WindowKey) -> str:
         return f"{self._base(partition)}:w:{key.encode()}"
 
@@ -178,7 +186,8 @@ class RedisStateStore:
     def reset(self, partition: int) -> PartitionSnapshot:
         """Delete the partition's stored state (its windows, index and meta) and take it
         with a new epoch: for state that belongs to another incarnation of the topic."""
-        epoch = int(self._reset(keys=[self.meta_key(partition), self.index_key(partition)],
+        epoch = int(self._reset(keys=[self.meta_key(partition), self.index_key(partition),
+                                      self.written_key(partition)],
                                 args=[self._base(partition) + ":w:"]))
         self.client.sadd(self.partitions_key(), partition)
         return PartitionSnapshot(partition, epoch)
@@ -188,7 +197,7 @@ class RedisStateStore:
         epoch (another worker owns the partition); :class:`StateLostError` when it holds an
         older epoch or another generation than this worker last wrote (state lost)."""
         p = cp.partition
-        keys: list[str] = [self.meta_key(p), self.index_key(p)]
+        keys: list[str] = [self.meta_key(p), self.index_key(p), self.written_key(p)]
         fields: list[Any] = []
         for name, value in cp.counters.to_fields().items():
             fields += [f"c:{name}", value]
@@ -264,6 +273,24 @@ class RedisStateStore:
             partition, int(meta.get("epoch", 0)), offset, watermark, counters, windows, watermarks,
             generation, topic_id, incomplete,
         )
+
+    def written(self, partition: int, *, min_start_ms: int) -> dict[WindowKey, int]:
+        """Windows starting at or after ``min_start_ms`` and the generation of their last
+        write (-1: written before generations were kept, so always read)."""
+        members: list[bytes] = self.client.zrangebyscore(  # type: ignore[assignment]
+            self.index_key(partition), min_start_ms, "+inf")
+        if not members:
+            return {}
+        gens = self.client.hmget(self.written_key(partition), members)
+        return {WindowKey.decode(_text(m)): int(g) if g is not None else -1
+                for m, g in zip(members, gens, strict=True)}
+
+    def window_blobs(self, partition: int, keys: list[WindowKey]) -> dict[WindowKey, bytes]:
+        """The stored bytes of ``keys`` (those that expired are left out)."""
+        if not keys:
+            return {}
+        blobs = self.client.mget([self.window_key(partition, k) for k in keys])
+        return {k: _blob(b) for k, b in zip(keys, blobs, strict=True) if b is not None}
 
     # -- incidents (read by the evaluator's operational alert) ---------------------------
     def incidents_key(self) -> str:
