@@ -8,10 +8,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from driftline.commands import compare, demo, profile, reference, simulate, status, worker
+from driftline.commands import (
+    compare,
+    demo,
+    evaluator,
+    profile,
+    reference,
+    simulate,
+    status,
+    worker,
+)
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMANDS: list[Register] = [
-    m.register for m in (demo, worker, simulate, profile, compare, reference, status)
+    m.register for m in (demo, worker, evaluator, simulate, profile, compare, reference, status)
 ]

@@ -54,9 +54,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "the DLQ (limit)", default=1000, type=int)
     add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
                default=False, type=bool)
-    add_option(p, "--alerts-topic", help="topic alerts are published to", default="alerts")
     add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
-               "the evaluator lease)", default=True, type=bool)
+               "the evaluator lease); --no-evaluate when `driftline evaluator` runs apart",
+               default=True, type=bool)
+    add_monitor_options(p)
+    p.set_defaults(func=run)
+
+
+def add_monitor_options(p: argparse.ArgumentParser) -> None:
+    """The evaluator's and HTTP endpoint's flags (``worker`` and ``evaluator`` share them)."""
+    add_option(p, "--alerts-topic", help="topic alerts are published to", default="alerts")
     add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s",
                type=duration)
     add_option(p, "--evaluator-lease", help="evaluator lease time: a dead leader is replaced "
@@ -67,7 +74,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                type=int)
     add_option(p, "--webhook-url", help="also POST alerts to this Alertmanager-compatible "
                "URL (…/api/v2/alerts)")
-    p.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
@@ -100,7 +106,8 @@ def _positive(value: int, flag: str) -> int:
     return value
 
 
-def monitor_from_args(args: argparse.Namespace, health: _HealthBox) -> Monitor:
+def monitor_from_args(args: argparse.Namespace, health: _HealthBox,
+                      evaluate: bool | None = None) -> Monitor:
     models, fallback = load_alerting(args.models_config)
     settings = MonitorSettings(
         redis_url=args.redis_url,
@@ -113,7 +120,7 @@ def monitor_from_args(args: argparse.Namespace, health: _HealthBox) -> Monitor:
         interval_s=parse_duration_ms(args.evaluate_interval, "--evaluate-interval") / 1000,
         lease_ttl_s=parse_duration_ms(args.evaluator_lease, "--evaluator-lease") / 1000,
         webhook_url=args.webhook_url or None,
-        evaluate=bool(args.evaluate),
+        evaluate=bool(args.evaluate) if evaluate is None else evaluate,
     )
     return Monitor(settings, models, fallback, health=health.get)
 

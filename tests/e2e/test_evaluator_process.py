@@ -1,0 +1,56 @@
+"""`driftline evaluator` as a process of its own beside `driftline worker --no-evaluate`:
+the worker only ingests, the evaluator alone publishes the drift alert (real stack)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.support import CLI, MODEL, prepare_model
+from tests.e2e.test_alerts_e2e import kcat_alerts
+from tests.streamutil import Worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+def test_a_separate_evaluator_process_fires_the_alert(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    events = make_topic(2, prefix="pred")
+    alerts = make_topic(1, prefix="alerts")
+    common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
+    models = prepare_model(tmp_path, common, 5)
+    worker = Worker(
+        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
+         "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
+         "--models-config", str(models), "--no-evaluate", "--checkpoint-interval", "500ms",
+         "--http-port", "-1"], tmp_path / "worker.log")
+    evaluator = Worker(
+        [*CLI, "-v", "evaluator", "--kafka-bootstrap", kafka_bootstrap, *common,
+         "--topic", events, "--alerts-topic", alerts, "--models-config", str(models),
+         "--evaluate-interval", "1s", "--http-port", "0"], tmp_path / "evaluator.log")
+    try:
+        sim = subprocess.run(
+            [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
+             "--models", MODEL, "--rate", "2000", "--duration", "25s", "--seed", "3",
+             "--drift", "income:shift=1.5sd@8s", "--no-progress"],
+            capture_output=True, text=True, timeout=90)
+        assert sim.returncode == 0, sim.stderr
+        deadline = time.time() + 30
+        fired: list[dict[str, object]] = []
+        while not fired and time.time() < deadline:
+            fired = [a for a in kcat_alerts(kafka_bootstrap, alerts)
+                     if a["column"] == "income" and a["state"] == "firing"]
+            time.sleep(1)
+        assert worker.alive() and evaluator.alive(), evaluator.tail()
+    finally:
+        assert evaluator.stop() == 0, evaluator.tail()
+        assert worker.stop() == 0, worker.tail()
+    assert fired, evaluator.tail()
+    alert_line = f"alert {MODEL}/income/"
+    assert alert_line in evaluator.log_path.read_text()  # published by the evaluator...
+    assert alert_line not in worker.log_path.read_text()  # ...and never by the worker
