@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sketches.profile import DatasetProfile
-from streams.core import Limits, PartitionSnapshot, Processor, Record, columnarise
+from streams.columnarise import columnarise
+from streams.core import Limits, PartitionSnapshot, Processor, Record
 from streams.events import decode_event
 from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
 
