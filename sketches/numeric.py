@@ -10,7 +10,7 @@ import datasketches as ds
 import msgspec
 import numpy as np
 
-from sketches import _codec
+from sketches import _codec, kll_items
 from sketches.column import ColumnProfile
 from sketches.distribution import Distribution, FloatArray
 from sketches.errors import StateFormatError
@@ -168,6 +168,10 @@ class NumericProfile(ColumnProfile):
     def _distribution(self) -> Distribution:
         if self._count == 0:
             return Distribution(np.empty(0), np.empty(0), 0, 0.0)
+        parsed = kll_items.items_and_weights(self._kll.serialize())
+        if parsed is not None:  # one array read, no Python loop
+            items, cum = kll_items.weighted_cdf(*parsed)
+            return Distribution(items, cum, self._count, self.rank_error)
         # The bindings' iterator reports weight 1 for every item (datasketches 5.2), so
         # the weights come from get_cdf at the retained items (passed as a list: fast).
         items = np.unique(np.fromiter((item for item, _w in self._kll), dtype=np.float64))
