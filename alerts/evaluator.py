@@ -185,14 +185,14 @@ class Evaluator:
                 return published
             published += self._evaluate(cfg, m, token, now)
         if self._incidents is not None:
-            published += self._evaluate_operations(token, now)
+            published += self._evaluate_operations(self._incidents, token, now)
         return published
 
-    def _evaluate_operations(self, token: int, now: float) -> list[Alert]:
+    def _evaluate_operations(self, incidents: IncidentSource, token: int, now: float
+                             ) -> list[Alert]:
         """Operational alerts from the workers' incident notes (:mod:`alerts.operational`)."""
         tracks = self._load_tracks(operational.MODEL)
-        found = operational.checks(self._incidents.incidents() if self._incidents else {},
-                                   now, self._topic)
+        found = operational.checks(incidents.incidents(), now, self._topic)
         emitted = operational.step_all(found, tracks, now, Policy())
         if emitted:
             self._send(emitted, operational.MODEL)

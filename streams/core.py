@@ -47,7 +47,7 @@ from streams.events import (
     decode_event,
     event_time_ms,
 )
-from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
+from streams.windows import Counters, Limits, ModelCatalog, ModelSpec, WindowKey
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +55,6 @@ NO_OFFSET = -1
 NO_WATERMARK = -(1 << 62)
 DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000
 """Allowed event-time skew ahead of the Kafka timestamp (below the default retention)."""
-
-
-DEFAULT_MAX_MODELS = 100
-DEFAULT_MAX_COLUMNS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on names taken from payloads, so no producer can grow state or metrics
-    without end. ``models``: models a partition accepts that are not in the models file
-    (listed models are always accepted). ``columns``: columns in one window of a model
-    (features + prediction columns). Events beyond either are rejected with ``limit``."""
-
-    models: int = DEFAULT_MAX_MODELS
-    columns: int = DEFAULT_MAX_COLUMNS
-
-    def __post_init__(self) -> None:
-        if self.models < 1 or self.columns < 1:
-            raise ValueError("limits must be >= 1")
 _MAX_FAST_TS_S = 253_402_300_799.0  # epoch-seconds ts below this need no further checks
 _PREDICTION_COLUMNS = 2  # room kept for ``prediction`` and ``latency_ms`` in the limit
 
@@ -292,13 +273,13 @@ class Processor:
                     )
                 wms = st.watermarks
                 mark = wms.get(model)
+                size = spec.window_ms
+                start = ts - ts % size
                 if mark is None:
                     self._admit_model(st, model)
                     mark = NO_WATERMARK
                     if st.incomplete_pending:
-                        st.incomplete[model] = ts - ts % spec.window_ms
-                size = spec.window_ms
-                start = ts - ts % size
+                        st.incomplete[model] = start
                 if start + size + spec.retention_ms <= mark:  # (never when ts > mark)
                     late = st.counters.late
                     late[model] = late.get(model, 0) + 1

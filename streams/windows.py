@@ -39,6 +39,25 @@ class ModelSpec:
         return ts_ms - ts_ms % self.window_ms
 
 
+DEFAULT_MAX_MODELS = 100
+DEFAULT_MAX_COLUMNS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on names taken from payloads, so no producer can grow state or metrics
+    without end. ``models``: models a partition accepts that are not in the models file
+    (listed models are always accepted). ``columns``: columns in one window of a model
+    (features + prediction columns). Events beyond either are rejected with ``limit``."""
+
+    models: int = DEFAULT_MAX_MODELS
+    columns: int = DEFAULT_MAX_COLUMNS
+
+    def __post_init__(self) -> None:
+        if self.models < 1 or self.columns < 1:
+            raise ValueError("limits must be >= 1")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelCatalog:
     """The models a worker accepts.

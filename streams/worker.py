@@ -18,19 +18,13 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient
 
-from streams.core import (
-    DEFAULT_MAX_COLUMNS,
-    DEFAULT_MAX_FUTURE_MS,
-    DEFAULT_MAX_MODELS,
-    Limits,
-    Processor,
-)
+from streams.core import DEFAULT_MAX_FUTURE_MS, Processor
 from streams.dlq import DlqSender
 from streams.events import DEFAULT_MAX_BYTES
 from streams.health import WorkerHealth
 from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
 from streams.state import DEFAULT_WINDOW_TTL_MS, RedisStateStore
-from streams.windows import ModelCatalog
+from streams.windows import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_MODELS, Limits, ModelCatalog
 
 log = logging.getLogger(__name__)
 

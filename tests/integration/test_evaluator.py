@@ -50,6 +50,19 @@ def write_window(store: RedisStateStore, epoch: int, start_ms: int, offset: int,
                            {key: profile}, {key: start_ms + WINDOW_MS}, generation=generation))
 
 
+def stored(redis_url: str, key_prefix: str, rng: np.random.Generator,
+           models: tuple[str, ...] = ("m",), rows: int = 20_000, chunks: int = 5,
+           ) -> tuple[redis.Redis, ReferenceStore, RedisStateStore]:
+    """A client, a reference per model (undrifted data) and the partition state store."""
+    client = redis.Redis.from_url(redis_url)
+    refs = ReferenceStore(client, key_prefix)
+    for model in models:
+        refs.put(build_reference([batch(rng, rows)], model=model, version="default",
+                                 created="2026-11-23T00:00:00Z", chunks=chunks), model)
+    return client, refs, RedisStateStore(client, prefix=key_prefix, topic="predictions",
+                                         horizon_ms=3_600_000)
+
+
 def alert_publisher(bootstrap: str, topic: str) -> KafkaAlertPublisher:
     """The alerts-topic publisher as the worker wires it (its producer from streams.produce)."""
     return KafkaAlertPublisher(Producer(producer_config(bootstrap, "alerts")), topic)
@@ -79,11 +92,7 @@ def test_fire_once_resolve_once_and_takeover(
 ) -> None:
     rng = np.random.default_rng(7)
     alerts_topic = make_topic(1)
-    client = redis.Redis.from_url(redis_url)
-    refs = ReferenceStore(client, key_prefix)
-    refs.put(build_reference([batch(rng, 20_000)], model="m", version="default",
-                             created="2026-11-23T00:00:00Z", chunks=5), "m")
-    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    client, refs, store = stored(redis_url, key_prefix, rng)
     snap = store.load(0)
     offset = 0
 
@@ -138,11 +147,7 @@ def test_out_of_range_values_alert_as_data_quality(
 ) -> None:
     rng = np.random.default_rng(11)
     alerts_topic = make_topic(1)
-    client = redis.Redis.from_url(redis_url)
-    refs = ReferenceStore(client, key_prefix)
-    refs.put(build_reference([batch(rng, 5000)], model="m", version="default",
-                             created="2026-11-23T00:00:00Z", chunks=0), "m")
-    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    client, refs, store = stored(redis_url, key_prefix, rng, rows=5000, chunks=0)
     snap = store.load(0)
     publisher = alert_publisher(kafka_bootstrap, alerts_topic)
     ev = Evaluator(client, prefix=key_prefix,
@@ -175,12 +180,7 @@ def test_a_leader_that_loses_its_lease_mid_evaluation_stops_publishing(
     the old leader must not go on publishing (duplicate, contradictory alerts)."""
     rng = np.random.default_rng(5)
     alerts_topic = make_topic(1)
-    client = redis.Redis.from_url(redis_url)
-    refs = ReferenceStore(client, key_prefix)
-    for model in ("m", "n"):
-        refs.put(build_reference([batch(rng, 20_000)], model=model, version="default",
-                                 created="2026-11-23T00:00:00Z", chunks=5), model)
-    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    client, refs, store = stored(redis_url, key_prefix, rng, models=("m", "n"))
     snap = store.load(0)
     t0 = 1_800_000_000_000
     for gen, model in enumerate(("m", "n")):  # both drifted
@@ -226,11 +226,7 @@ def test_an_incomplete_window_is_never_compared_as_if_whole(
     ``incomplete``, and a drift in it neither fires nor resolves anything."""
     rng = np.random.default_rng(9)
     alerts_topic = make_topic(1)
-    client = redis.Redis.from_url(redis_url)
-    refs = ReferenceStore(client, key_prefix)
-    refs.put(build_reference([batch(rng, 20_000)], model="m", version="default",
-                             created="2026-11-23T00:00:00Z", chunks=5), "m")
-    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    client, refs, store = stored(redis_url, key_prefix, rng)
     snap = store.load(0)
     t0 = 1_800_000_000_000
     write_window(store, snap.epoch, t0, 5000, window(rng, 5000, 1.0))  # drifted

@@ -60,21 +60,17 @@ def test_failing_webhook_does_not_flood_the_alerts_topic(
     firing message per alert, however many evaluations follow; the webhook is retried with
     backoff, then given up and counted."""
     import numpy as np
-    import redis
 
     from alerts.evaluator import Evaluator, ModelRules
     from alerts.lease import Lease
     from alerts.webhook import WebhookNotifier
-    from sketches.reference import build_reference
     from sketches.retry import RetryPolicy
-    from sketches.store import ReferenceStore
     from streams.reader import WindowReader
-    from streams.state import RedisStateStore
     from tests.integration.test_evaluator import (
         WINDOW_MS,
         alert_publisher,
-        batch,
         read_alerts,
+        stored,
         window,
         write_window,
     )
@@ -83,11 +79,7 @@ def test_failing_webhook_does_not_flood_the_alerts_topic(
     failing_url = f"http://127.0.0.1:{server.server_address[1]}/fail"  # answers 500
     rng = np.random.default_rng(5)
     alerts_topic = make_topic(1)
-    client = redis.Redis.from_url(redis_url)
-    refs = ReferenceStore(client, key_prefix)
-    refs.put(build_reference([batch(rng, 20_000)], model="m", version="default",
-                             created="2026-11-23T00:00:00Z", chunks=5), "m")
-    store = RedisStateStore(client, prefix=key_prefix, topic="predictions", horizon_ms=3_600_000)
+    client, refs, store = stored(redis_url, key_prefix, rng)
     t0 = 1_800_000_000_000
     write_window(store, store.load(0).epoch, t0, 5000, window(rng, 5000, 1.0))  # income drifted
     publisher = alert_publisher(kafka_bootstrap, alerts_topic)

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from sketches.profile import DatasetProfile
 from streams.columnarise import columnarise
-from streams.core import Limits, PartitionSnapshot, Processor, Record
+from streams.core import PartitionSnapshot, Processor, Record
 from streams.events import decode_event
-from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
+from streams.windows import Counters, Limits, ModelCatalog, ModelSpec, WindowKey
 
 MIN = 60_000
 T0 = 1_795_420_800_000  # a multiple of 5 minutes

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from sketches.drift import compare_profiles
 from sketches.profile import DatasetProfile
 from sketches.rules import DriftRules
-from streams.core import Checkpoint, Limits, PartitionSnapshot, Processor, Record
+from streams.core import Checkpoint, PartitionSnapshot, Processor, Record
 from streams.events import REASONS
-from streams.windows import Counters, ModelCatalog, ModelSpec, WindowKey
+from streams.windows import Counters, Limits, ModelCatalog, ModelSpec, WindowKey
 
 MIN = 60_000
 T0 = 1_795_420_800_000
