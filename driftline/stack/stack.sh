@@ -53,6 +53,8 @@ check_port_free() { # check_port_free PORT NAME VAR
   fi
 }
 
+# Retention by size only (1 GiB per partition): the tests' events carry fixed Kafka
+# timestamps days in the past, which time-based retention deleted before a worker read them.
 kafka_conf() {
   local d=$STACK_DIR/kafka
   mkdir -p "$d/data"
@@ -76,7 +78,8 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
-log.retention.hours=24
+log.retention.ms=-1
+log.retention.bytes=1073741824
 log.segment.bytes=104857600
 EOF
   cat >"$d/log4j2.properties" <<EOF
