@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Tests and tools read the stack's addresses from here unless KAFKA_BOOTSTRAP/REDIS_URL are set.
 STACK_ENV = set -a; [ -n "$$KAFKA_BOOTSTRAP" ] && [ -n "$$REDIS_URL" ] || source <($(STACK) env); set +a
 
-.PHONY: help install lock test-latest test-tools stack stack-down stack-status lint unit integration test demo bench clean
+.PHONY: help install lock test-latest test-tools deploy-tools stack stack-down stack-status lint unit integration test demo bench clean
 
 help:
 	@echo "make demo        run driftline end to end on this machine (starts the stack)"
@@ -54,7 +54,12 @@ unit: install
 test-tools:
 	@$(STACK) tools
 
-integration: install test-tools stack
+# helm (built through the Go module proxy) and kubernetes-validate, cached in
+# ~/.cache/driftline and linked into .tools/bin: the chart's tests use them.
+deploy-tools:
+	@driftline/stack/deploytools.sh
+
+integration: install test-tools deploy-tools stack
 	@$(STACK_ENV); $(PY) -m pytest tests/integration tests/e2e -q
 
 test: lint unit integration

@@ -1,28 +1,33 @@
 """The evaluator: measurement windows → drift reports → alert state machine → publishers.
 
-Exactly one evaluator is active at a time across workers (:class:`~alerts.lease.Lease`).
-Each :meth:`Evaluator.run_once` (called on an interval by the worker) takes or renews the
-lease and, only while holding it, for every configured model:
+Models are sharded over evaluator processes (:mod:`alerts.shards`): each
+:meth:`Evaluator.run_once` (called on an interval) evaluates the models its
+:class:`~alerts.shards.Owner` owns now; for every one of them:
 
 1. asks the injected :class:`WindowSource` for the merged profile of the model's
-   measurement window (event time: it ends at the stream's watermark);
+   measurement window (event time: it ends at the model's watermark) — only for models
+   whose windows changed (``dirty``, from the workers' notices) or on a full sweep; the
+   others reuse the last measurement, and an unchanged measurement and reference reuse
+   the last comparison (the alert timers still run on the wall clock);
 2. compares it with the model's reference (:class:`ReferenceSource`, per version with a
    fallback to ``default``) under the model's :class:`~sketches.rules.DriftRules`;
 3. steps one :class:`~alerts.machine.Track` per (column, metric) — alert id
    ``model/column/metric`` — and publishes one message per state change (plus repeats);
 4. stores the tracks and the :class:`~alerts.results.ModelResult` in Redis in one
-   fenced write, so a restarted or new leader neither re-fires nor forgets.
+   fenced write (:class:`~alerts.shards.Fence`), so a restarted or new owner neither
+   re-fires nor forgets, and a replaced one cannot overwrite its successor.
 
-Messages are published *before* the tracks are stored: a leader that dies in between
+Messages are published *before* the tracks are stored: an owner that dies in between
 makes its successor publish the same transition again (at-least-once; consumers dedupe
-on ``id`` + ``state`` + ``since``) — never a lost alert.
+on ``id`` + ``state`` + ``since``) — never a lost alert. The Kafka publisher of a sharded
+evaluator is transactional and fenced by the group generation (:mod:`alerts.shards`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,11 +36,10 @@ import redis
 
 from alerts import operational
 from alerts.keys import AlertKeys
-from alerts.lease import Lease
 from alerts.machine import Emit, Policy, State, Track, step, track_from_bytes, track_to_bytes
 from alerts.message import Alert, Window, alert_id, rfc3339
 from alerts.operational import IncidentSource
-from alerts.publish import Notifier
+from alerts.publish import Notifier, PublishError
 from alerts.results import (
     ColumnResult,
     MetricResult,
@@ -43,6 +47,7 @@ from alerts.results import (
     result_from_bytes,
     result_to_bytes,
 )
+from alerts.shards import Owner
 from sketches.drift import DriftReport, compare_profiles
 from sketches.errors import StateFormatError
 from sketches.numeric import NumericProfile
@@ -81,6 +86,18 @@ class WindowSource(Protocol):
         with no data are left out. One call per evaluation, so one read of the state."""
         ...
 
+    def forget(self, models: Iterable[str]) -> None:
+        """Drop what is cached for ``models`` (no longer evaluated here)."""
+        ...
+
+
+class Housekeeping(Protocol):
+    def compact(self, models: Mapping[str, tuple[int, int, int, int]],
+                fence_key: Callable[[str], str]) -> object:
+        """Compact and roll up the stored windows of ``models`` (model -> (window_ms,
+        retention_ms, measure_ms, fencing token)); writes fenced by ``fence_key(model)``."""
+        ...
+
 
 class ReferenceSource(Protocol):
     def get(self, model: str, version: str) -> Reference | None: ...
@@ -104,6 +121,10 @@ class ModelRules:
     """column -> allowed [lo, hi] (None: unbounded); checked as metric ``out_of_range``."""
     max_out_of_range: float = 0.0
     """Share of values outside their range that may be tolerated (0: any value breaches)."""
+    window_ms: int = 300_000
+    retention_ms: int = 3_600_000
+    """The model's tumbling window and late-event retention (from the models file): when
+    its windows are closed, for compaction."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +152,11 @@ class Evaluator:
         windows: WindowSource,
         references: ReferenceSource,
         publishers: Sequence[Publisher],
-        lease: Lease,
+        owner: Owner,
         notifiers: Sequence[Notifier] = (),
         incidents: IncidentSource | None = None,
         topic: str = "predictions",
+        housekeeping: Housekeeping | None = None,
     ) -> None:
         """``publishers`` are the durable sinks (the alerts topic): one that raises stops the
         evaluation of that model before its state is stored, so the same transition is
@@ -144,15 +166,22 @@ class Evaluator:
         self._client = client
         self._prefix = prefix
         self._keys = AlertKeys(prefix)
-        self._models = list(models)
+        self.models = list(models)
         self._windows = windows
         self._references = references
         self._publishers = list(publishers)
         self._notifiers = list(notifiers)
-        self.lease = lease
+        self.owner = owner
         self.is_leader = False
+        """Owns at least one shard (reports the global figures when it owns shard 0)."""
+        self._measured: dict[str, Measurement] = {}
+        # model -> (measurement, reference, report, checks, (rows, latency)): reused while
+        # neither the measurement nor the reference changed
+        self._compared: dict[str, tuple[Measurement, Reference | None, DriftReport | None,
+                                        list[Check], tuple[int, dict[str, float]]]] = {}
         self._incidents = incidents
         self._topic = topic
+        self._housekeeping = housekeeping
 
     # -- keys ----------------------------------------------------------------------------
     def tracks_key(self, model: str) -> str:
@@ -163,29 +192,53 @@ class Evaluator:
 
     # -- reading (any worker, `driftline status`) -----------------------------------------
     def results(self) -> list[ModelResult]:
-        return load_results(self._client, self._prefix, [m.model for m in self._models])
+        return load_results(self._client, self._prefix, [m.model for m in self.models])
 
     # -- the loop body ----------------------------------------------------------------------
-    def run_once(self, now: float) -> list[Alert]:
-        """Evaluate every model if this process holds the lease; the alerts published."""
-        token = self.lease.acquire()
-        self.is_leader = token is not None
-        if token is None:
-            return []
+    def run_once(self, now: float, dirty: Iterable[str] | None = None,
+                 compact: bool = False) -> list[Alert]:
+        """Evaluate the models this evaluator owns; the alerts published. ``dirty``: the
+        models whose windows changed since the last call (None: re-read every model).
+        ``compact``: then compact and roll up their closed windows (``housekeeping``)."""
+        owned = [cfg for cfg in self.models if self.owner.token(cfg.model) is not None]
+        self.is_leader = self.owner.owns_any()
+        gone = set(self._measured) - {cfg.model for cfg in owned}
+        for model in gone:  # moved to another shard owner
+            self._measured.pop(model, None)
+            self._compared.pop(model, None)
+        if gone:
+            self._windows.forget(gone)
+        wanted = None if dirty is None else set(dirty)
+        reread = {cfg.model: cfg.measure_ms for cfg in owned
+                  if wanted is None or cfg.model in wanted or cfg.model not in self._measured}
+        if reread:
+            found = self._windows.measurements(reread)
+            for model in reread:
+                if model in found:
+                    self._measured[model] = found[model]
         published: list[Alert] = []
-        found = self._windows.measurements({cfg.model: cfg.measure_ms for cfg in self._models})
-        for cfg in self._models:
-            m = found.get(cfg.model)
+        for cfg in owned:
+            m = self._measured.get(cfg.model)
             if m is None:
                 continue
-            if self.lease.acquire() != token:  # renewed per model: a long evaluation
-                log.warning("lost the evaluator lease mid-evaluation; stopping before %s "
-                            "(the new leader evaluates it)", cfg.model)
-                self.is_leader = False
-                return published
-            published += self._evaluate(cfg, m, token, now)
+            token = self.owner.token(cfg.model)
+            if token is None:  # the shard was revoked during this evaluation
+                log.warning("model %s moved to another evaluator mid-evaluation; skipping",
+                            cfg.model)
+                continue
+            try:
+                published += self._evaluate(cfg, m, token, now)
+            except PublishError as exc:  # fenced or broker away: nothing stored, retried
+                log.warning("model %s: alerts not published, state kept for the next "
+                            "evaluation: %s", cfg.model, exc)
         if self._incidents is not None:
-            published += self._evaluate_operations(self._incidents, token, now)
+            token = self.owner.token(operational.MODEL)
+            if token is not None:
+                published += self._evaluate_operations(self._incidents, token, now)
+        if compact and self._housekeeping is not None:
+            spans = {cfg.model: (cfg.window_ms, cfg.retention_ms, cfg.measure_ms, token)
+                     for cfg in owned if (token := self.owner.token(cfg.model)) is not None}
+            self._housekeeping.compact(spans, self._keys.fence)
         return published
 
     def _evaluate_operations(self, incidents: IncidentSource, token: int, now: float
@@ -196,8 +249,8 @@ class Evaluator:
         emitted = operational.step_all(found, tracks, now, Policy())
         if emitted:
             self._send(emitted, operational.MODEL)
-        self.lease.fenced_write(token, hashes={self.tracks_key(operational.MODEL): {
-            k: track_to_bytes(t) for k, t in tracks.items()}}, values={})
+        self.owner.fence.write(operational.MODEL, token, hashes={
+            self.tracks_key(operational.MODEL): {k: track_to_bytes(t) for k, t in tracks.items()}})
         return emitted
 
     def _send(self, emitted: list[Alert], model: str) -> None:
@@ -212,18 +265,25 @@ class Evaluator:
     def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
         version = max(m.versions, key=lambda v: m.versions[v].rows)
         reference = self._references.get(cfg.model, version)
-        current = merge_typed(m.versions.values(), reference)
         tracks = self._load_tracks(cfg.model)
-        if reference is None:
+        cached = self._compared.get(cfg.model)
+        if cached is not None and cached[0] is m and cached[1] is reference:
+            report, checks, (rows, latency) = cached[2], cached[3], cached[4]
+        else:
+            current = merge_typed(m.versions.values(), reference)
+            report = None if reference is None else compare_profiles(reference, current,
+                                                                     cfg.rules)
+            checks = [] if report is None else _report_checks(report) + _range_checks(cfg,
+                                                                                     current)
+            if m.incomplete:  # never compared as if whole: every alert holds its state
+                checks = [dataclasses.replace(c, breached=None) for c in checks]
+            rows, latency = current.rows, _latency(current)  # (the merge itself is not kept)
+            self._compared[cfg.model] = (m, reference, report, checks, (rows, latency))
+        if report is None:
             result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
-                                 m.end_ms / 1000, current.rows, now,
-                                 latency_ms=_latency(current))  # fmt: skip
+                                 m.end_ms / 1000, rows, now, latency_ms=latency)  # fmt: skip
             self._store(cfg.model, token, tracks, result)
             return []
-        report = compare_profiles(reference, current, cfg.rules)
-        checks = _report_checks(report) + _range_checks(cfg, current)
-        if m.incomplete:  # never compared as if whole: every alert holds its state
-            checks = [dataclasses.replace(c, breached=None) for c in checks]
         emitted: list[Alert] = []
         firing: dict[str, str] = {}
         for check in checks:
@@ -242,13 +302,15 @@ class Evaluator:
                 firing[aid] = severity
         if emitted:
             self._send(emitted, cfg.model)
-        result = _result(cfg.model, version, m, report, checks, now, firing, current)
+        result = _result(cfg.model, version, m, report, checks, now, firing, latency)
         if not self._store(cfg.model, token, tracks, result):
-            log.warning("model %s: lost the evaluator lease during evaluation", cfg.model)
+            log.warning("model %s: a newer evaluator owns it; state not stored", cfg.model)
         return emitted
 
     def _load_tracks(self, model: str) -> dict[str, Track]:
         raw: dict[bytes, bytes] = self._client.hgetall(self.tracks_key(model))  # type: ignore[assignment]
+        if not raw:  # written before the keys had a hash tag
+            raw = self._client.hgetall(self._keys.legacy_tracks(model))  # type: ignore[assignment]
         tracks: dict[str, Track] = {}
         for k, v in raw.items():
             try:
@@ -258,8 +320,8 @@ class Evaluator:
         return tracks
 
     def _store(self, model: str, token: int, tracks: dict[str, Track], result: ModelResult) -> bool:
-        return self.lease.fenced_write(
-            token,
+        return self.owner.fence.write(
+            model, token,
             hashes={self.tracks_key(model): {k: track_to_bytes(t) for k, t in tracks.items()}},
             values={self.result_key(model): result_to_bytes(result)},
         )
@@ -270,7 +332,13 @@ def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> lis
     if not models:
         return []
     keys = AlertKeys(prefix)
-    blobs: list[bytes | None] = client.mget([keys.result(m) for m in models])  # type: ignore[assignment]
+    pipe = client.pipeline(transaction=False)  # not MGET: the keys span cluster slots
+    for m in models:
+        pipe.get(keys.result(m))
+        pipe.get(keys.legacy_result(m))
+    replies = pipe.execute()
+    blobs: list[bytes | None] = [new or old for new, old in zip(replies[::2], replies[1::2],
+                                                                 strict=True)]
     out: list[ModelResult] = []
     for model, blob in zip(models, blobs, strict=True):
         if blob is None:
@@ -363,7 +431,7 @@ def _latency(profile: DatasetProfile) -> dict[str, float]:
 
 def _result(
     model: str, version: str, m: Measurement, report: DriftReport, checks: list[Check],
-    now: float, firing: dict[str, str], current: DatasetProfile,
+    now: float, firing: dict[str, str], latency: dict[str, float],
 ) -> ModelResult:
     metrics: dict[str, dict[str, MetricResult]] = {}
     for c in checks:
@@ -396,5 +464,5 @@ def _result(
     return ModelResult(
         model=model, version=version, status=status, window_start=m.start_ms / 1000,
         window_end=m.end_ms / 1000, rows=report.rows, evaluated_at=now, columns=columns,
-        firing=sorted(firing), severities=firing, latency_ms=_latency(current),
+        firing=sorted(firing), severities=firing, latency_ms=latency,
     )

@@ -3,7 +3,8 @@
 The collector reads two injected snapshot functions, never globals:
 
 - ``results()`` → the latest :class:`ModelResult` per model (drift, null ratio, alerts
-  firing, latency quantiles) — served by the evaluator leader, which holds the truth;
+  firing, latency quantiles) — of the models whose evaluator shard this process owns, so
+  summing over processes never counts a model twice;
 - ``health()`` → :class:`Health`, this process's stream counters, lag and flush times, and
   its webhook deliveries (:class:`~alerts.webhook.WebhookStats`) when it has a webhook.
 
@@ -35,6 +36,9 @@ class Health:
     flush_seconds: float | None = None
     flushes: int = 0
     is_leader: bool = False
+    """Owns evaluator shard 0: reports the figures summed over all partitions."""
+    shards: int = 0
+    """Evaluator shards this process owns (its models' drift and alerts are reported here)."""
     webhook: WebhookStats | None = None
     """``None``: this process has no webhook (no ``driftline_webhook_*`` samples)."""
     topic: str = "predictions"
@@ -63,7 +67,9 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
     Family(_G, "driftline_consumer_lag", "Records behind the log end", ("partition",)),
     Family(_G, "driftline_flush_duration_seconds",
            "Duration of the last checkpoint write to Redis"),
-    Family(_G, "driftline_evaluator_leader", "1 when this process holds the evaluator lease"),
+    Family(_G, "driftline_evaluator_leader", "1 when this process owns evaluator shard 0 "
+           "(it reports the totals over all partitions)"),
+    Family(_G, "driftline_evaluator_shards", "Evaluator shards this process owns"),
     Family(_C, "driftline_state_resets", "Times a partition's state was found lost or foreign "
            "and rebuilt from Kafka", ("topic", "partition", "cause")),
     Family(_C, "driftline_offset_gap_records", "Records deleted by retention before they were "
@@ -124,6 +130,9 @@ class DriftlineCollector(Collector):
         leader = _new("driftline_evaluator_leader")
         leader.add_metric([], 1.0 if health.is_leader else 0.0)
         yield leader
+        shards = _new("driftline_evaluator_shards")
+        shards.add_metric([], health.shards)
+        yield shards
         yield from _recovery_metrics(health)
         if health.webhook is not None:
             yield from _webhook_metrics(health.webhook)

@@ -15,10 +15,10 @@ import http.client
 import json
 import logging
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from alerts.message import Alert, encode
 from sketches.errors import DriftlineError
@@ -41,15 +41,24 @@ class KafkaAlertPublisher:
 
     The ``Producer`` is given ready (idempotent, built by ``streams.produce.producer_config``
     with purpose ``"alerts"`` in :mod:`driftline.monitor`): ``alerts`` does not configure
-    Kafka clients itself.
+    Kafka clients itself. With ``commit`` (a sharded evaluator:
+    :meth:`alerts.shards.ShardGroup.commit_into`) the producer is transactional and each
+    ``publish`` is one transaction that also commits the notices consumed — refused, and
+    aborted, when the evaluator's group generation is over (a replaced evaluator).
     """
 
-    def __init__(self, producer: Producer, topic: str = "alerts", timeout_s: float = 30.0) -> None:
+    def __init__(self, producer: Producer, topic: str = "alerts", timeout_s: float = 30.0,
+                 commit: Callable[[Producer, float], None] | None = None) -> None:
         self._producer = producer
         self.topic = topic
         self._timeout_s = timeout_s
+        self._commit = commit
+        self._initialised = False
 
     def publish(self, alerts: Sequence[Alert]) -> None:
+        if self._commit is not None:
+            self._publish_transaction(alerts)
+            return
         errors: list[str] = []
 
         def report(err: KafkaError | None, msg: Message) -> None:
@@ -65,6 +74,29 @@ class KafkaAlertPublisher:
             raise PublishError(
                 f"alerts to {self.topic!r} not delivered: {remaining} pending, errors {errors}"
             )
+        for alert in alerts:
+            log.info("alert %s %s: %s", alert.id, alert.state, alert.summary)
+
+    def _publish_transaction(self, alerts: Sequence[Alert]) -> None:
+        assert self._commit is not None
+        p = self._producer
+        try:
+            if not self._initialised:
+                p.init_transactions(self._timeout_s)
+                self._initialised = True
+            p.begin_transaction()
+            for alert in alerts:
+                p.produce(self.topic, key=alert.id.encode(), value=encode(alert))
+            self._commit(p, self._timeout_s)
+            p.commit_transaction(self._timeout_s)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is None or err.txn_requires_abort() or not err.fatal():
+                try:
+                    p.abort_transaction(self._timeout_s)
+                except KafkaException as abort_exc:
+                    log.debug("abort after a failed alert transaction: %s", abort_exc)
+            raise PublishError(f"alerts to {self.topic!r} not committed (aborted): {exc}") from exc
         for alert in alerts:
             log.info("alert %s %s: %s", alert.id, alert.state, alert.summary)
 

@@ -1,166 +1,326 @@
-"""Evaluation cost as models × partitions grow, against the same run's naive evaluation.
+"""Evaluation cost as models × partitions grow: incremental, sharded and compacted,
+against the same run's naive evaluation (a full re-merge of every stored blob).
 
 State is written through the real store, as workers write it: per model 20 numeric
-columns, 12 five-minute windows of 2,000 rows on each partition, and a reference of
-20,000 rows. One evaluation (the evaluator reading every model's measurement hour,
-merging, comparing, stepping alerts) is timed twice per size, alternating:
+columns, 12 five-minute windows on each partition (``--rows`` rows each), a reference of
+20,000 rows. Before every evaluation the newest window of every model is rewritten on
+every partition, as the workers' checkpoints do while traffic flows (one new window's
+worth of changes per interval), and every model is named dirty. Per size:
 
-- **driftline**: the worker's long-lived window reader and reference store — only windows
-  some partition rewrote since the last evaluation are read and merged again, a reference
-  is re-read only when its digest changes and its distributions are computed once;
+- **driftline**: one evaluator process, long-lived reader (only rewritten windows are read;
+  the merge of the unchanged ones is kept) and reference store (distributions computed
+  once per reference version): median wall and CPU time of one evaluation, peak RSS of
+  that process;
 - **naive**: a fresh reader and reference store per evaluation (every blob read and merged,
-  references read and their distributions rebuilt) — the behaviour before the caches.
+  every reference read and its distributions rebuilt) — the behaviour before issue 12;
+- **2 shards**: two evaluator processes owning half the shards each, evaluating at the same
+  time (a barrier aligns their rounds): capacity = one process's wall / the slower shard's;
+- **compacted**: the windows then closed (watermarks past end + retention) and compacted
+  by :class:`streams.compaction.Compactor`: Redis memory before and after.
 
-Before every evaluation the current (last) window of every model is rewritten on every
-partition, as the workers' checkpoints do while traffic flows.
-
-Needs REDIS_URL (``make bench`` starts the stack). Writes the ``## evaluation cost``
-section of bench/RESULTS.md. Run: ``python bench/evaluate.py [--sizes 10x4,50x4]``.
+Runs its own redis-server without persistence (a port of its own) so gigabytes of bench
+state never touch the stack's AOF. Writes the ``## evaluation cost`` section of
+bench/RESULTS.md. Run: ``python bench/evaluate.py [--sizes 10x4,100x16,500x16]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing as mp
 import os
 import platform
 import resource
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.evaluator import Evaluator, ModelRules
-from alerts.lease import Lease
+from alerts.keys import AlertKeys
+from alerts.shards import Owner, shard_of
 from bench._results import write_section
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
 from sketches.store import ReferenceStore
+from streams.compaction import Compactor, ModelSpan, TierStore
 from streams.core import Checkpoint
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
 from streams.windows import Counters, WindowKey
 
-COLUMNS, WINDOWS, ROWS = 20, 12, 2000
-WINDOW_MS = 5 * 60_000
+COLUMNS, WINDOWS = 20, 12
+WINDOW_MS, RETENTION_MS, MEASURE_MS = 5 * 60_000, 3_600_000, 3_600_000
 T0 = 1_800_000_000_000
+SHARDS = 16
+PREFIX = "bench"
 
 
 def batch(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {f"x{j}": rng.normal(j, 1 + j / 10, n) for j in range(COLUMNS)}
 
 
-class State:
-    """The run's state, written through the real store as workers write it."""
+class Writer:
+    """Writes model windows through the real store as the partitions' owners would."""
 
-    def __init__(self, client: redis.Redis, prefix: str, models: int, partitions: int) -> None:
-        rng = np.random.default_rng(1)
+    def __init__(self, client: redis.Redis, models: int, partitions: int, rows: int) -> None:
+        self.store = RedisStateStore(client, prefix=PREFIX, topic="bench", horizon_ms=MEASURE_MS)
         self.models, self.partitions = models, partitions
-        self.store = RedisStateStore(client, prefix=prefix, topic="bench", horizon_ms=3_600_000)
+        rng = np.random.default_rng(1)
         self.blobs = []
         for _ in range(4):  # a few distinct window blobs, reused (building them dominates)
             prof = DatasetProfile()
-            prof.update(batch(rng, ROWS), ROWS)
+            prof.update(batch(rng, rows), rows)
             self.blobs.append(prof.to_bytes())
-        refs = ReferenceStore(client, prefix)
-        for m in range(models):
-            refs.put(build_reference([batch(rng, 20_000)], model=f"m{m}", version="default",
-                                     created="2026-12-01T00:00:00Z", chunks=4), f"m{m}")
-        self.epochs = {p: self.store.load(p).epoch for p in range(partitions)}
-        self.gens = dict.fromkeys(range(partitions), 0)
+        self.rows = rows
         self.round = 0
-        self.write(range(WINDOWS))
 
-    def write(self, windows: Iterable[int]) -> None:
-        end = T0 + WINDOWS * WINDOW_MS - 1
-        marks = {f"m{i}": end for i in range(self.models)}
+    def write(self, windows: Iterable[int], models: Iterable[int] | None = None,
+              mark_ms: int | None = None) -> None:
+        wanted = list(range(self.models) if models is None else models)
+        end = T0 + WINDOWS * WINDOW_MS - 1 if mark_ms is None else mark_ms
+        marks = {f"m{i}": end for i in wanted}
         for p in range(self.partitions):
+            snap = self.store.read(p, min_start_ms=1 << 62)
             written = {WindowKey(f"m{m}", "1", T0 + w * WINDOW_MS):
-                       self.blobs[(m + w + p + self.round) % 4]
-                       for m in range(self.models) for w in windows}
+                       self.blobs[(m + w + p + self.round) % 4] for m in wanted for w in windows}
             self.store.write(Checkpoint(
-                p, self.epochs[p], self.gens[p], end, Counters(ok=dict.fromkeys(marks, ROWS)),
-                written, {k: k.start_ms + WINDOW_MS for k in written}, watermarks=marks,
-                generation=self.gens[p]))
-            self.gens[p] += 1
+                p, snap.epoch, snap.applied_offset + 1, end,
+                Counters(ok=dict.fromkeys(marks, self.rows)), written,
+                {k: k.start_ms + WINDOW_MS for k in written}, watermarks=marks,
+                generation=snap.generation))
         self.round += 1
 
-    def next_interval(self) -> None:
-        self.write([WINDOWS - 1])
+
+def populate(url: str, models: int, partitions: int, rows: int) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=600)
+    w = Writer(client, models, partitions, rows)
+    for p in range(partitions):
+        w.store.load(p)
+    refs = ReferenceStore(client, PREFIX)
+    rng = np.random.default_rng(2)
+    built = [build_reference([batch(rng, 20_000)], model="m", version="default",
+                             created="2026-12-01T00:00:00Z", chunks=4) for _ in range(3)]
+    for m in range(models):
+        refs.put(built[m % 3], f"m{m}")
+    for chunk in range(0, models, 50):  # bounded Lua payloads
+        w.write(range(WINDOWS), range(chunk, min(models, chunk + 50)))
 
 
-def evaluate_once(client: redis.Redis, prefix: str, state: State, reader: WindowReader,
-                  refs: ReferenceStore) -> float:
-    ev = Evaluator(client, prefix=prefix,
-                   models=[ModelRules(f"m{m}", measure_ms=3_600_000)
-                           for m in range(state.models)],
-                   windows=reader, references=refs, publishers=[],
-                   lease=Lease(client, prefix, "bench", 600_000))
-    started = time.perf_counter()
+def evaluator(client: redis.Redis, models: int, owned: Iterable[int] | None,
+              reader: WindowReader | None = None,
+              refs: ReferenceStore | None = None) -> Evaluator:
+    store = RedisStateStore(client, prefix=PREFIX, topic="bench", horizon_ms=MEASURE_MS)
+    return Evaluator(client, prefix=PREFIX,
+                     models=[ModelRules(f"m{m}", measure_ms=MEASURE_MS) for m in range(models)],
+                     windows=reader or WindowReader(store),
+                     references=refs or ReferenceStore(client, PREFIX), publishers=[],
+                     owner=Owner.static(client, PREFIX, SHARDS, owned))
+
+
+def timed(ev: Evaluator, names: list[str]) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    ev.run_once(now=time.time(), dirty=names)
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def run_single(url: str, models: int, partitions: int, rows: int, repeat: int,
+               out: Any) -> None:
+    """driftline's incremental evaluation in this (child) process: wall, CPU, peak RSS."""
+    client = redis.Redis.from_url(url, socket_timeout=600)
+    ev = evaluator(client, models, None)
+    names = [f"m{m}" for m in range(models)]
+    ev.run_once(now=time.time())  # warm caches, as a running evaluator has them
+    w = Writer(client, models, partitions, rows)
+    walls, cpus, reads = [], [], []
+    for _ in range(repeat):
+        w.write([WINDOWS - 1])
+        wall, cpu = timed(ev, names)
+        walls.append(wall)
+        cpus.append(cpu)
+        reads.append(ev._windows.reads)  # type: ignore[attr-defined]
+    out.put({"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+             "reads": statistics.median(reads),
+             "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def run_naive(url: str, models: int, partitions: int, rows: int, repeat: int,
+              out: Any) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=600)
+    names = [f"m{m}" for m in range(models)]
+    w = Writer(client, models, partitions, rows)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w.write([WINDOWS - 1])
+        wall, cpu = timed(evaluator(client, models, None), names)
+        walls.append(wall)
+        cpus.append(cpu)
+    out.put({"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+             "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def run_shard(url: str, models: int, partitions: int, rows: int, repeat: int, shard: int,
+              barrier: Any, out: Any) -> None:
+    """One of two evaluator processes: owns every other shard, evaluates its models."""
+    client = redis.Redis.from_url(url, socket_timeout=600)
+    owned = [s for s in range(SHARDS) if s % 2 == shard]
+    mine = [m for m in range(models) if shard_of(f"m{m}", SHARDS) in owned]
+    ev = evaluator(client, models, owned)
+    names = [f"m{m}" for m in mine]
     ev.run_once(now=time.time())
-    return time.perf_counter() - started
+    w = Writer(client, models, partitions, rows)
+    walls = []
+    for _ in range(repeat):
+        w.write([WINDOWS - 1], mine)
+        barrier.wait()
+        walls.append(timed(ev, names)[0])
+        barrier.wait()
+    out.put({"shard": shard, "wall": statistics.median(walls), "models": len(mine)})
+
+
+def compact_all(url: str, models: int, partitions: int, rows: int) -> dict[str, float]:
+    """Close every window (watermarks past end + retention) and compact them."""
+    client = redis.Redis.from_url(url, socket_timeout=600)
+    before = used_mib(client)
+    w = Writer(client, models, partitions, rows)
+    store = w.store
+    for p in range(partitions):  # watermarks move on: a checkpoint with no window change
+        snap = store.read(p, min_start_ms=1 << 62)
+        store.write(Checkpoint(p, snap.epoch, snap.applied_offset + 1,
+                               T0 + (WINDOWS + 1) * WINDOW_MS + RETENTION_MS, Counters(), {}, {},
+                               watermarks={f"m{m}": T0 + (WINDOWS + 1) * WINDOW_MS
+                                           + RETENTION_MS for m in range(models)},
+                               generation=snap.generation))
+    comp = Compactor(store, TierStore(client, prefix=PREFIX, topic="bench"),
+                     max_blobs=1 << 40)
+    owner = Owner.static(client, PREFIX, SHARDS)
+    started = time.perf_counter()
+    spans = {f"m{m}": (ModelSpan(WINDOW_MS, RETENTION_MS, MEASURE_MS),
+                       owner.token(f"m{m}") or 0) for m in range(models)}
+    stats = comp.run(spans, AlertKeys(PREFIX).fence)
+    return {"before": before, "after": used_mib(client), "seconds":
+            time.perf_counter() - started, "compacted": stats.compacted}
+
+
+HEADER = (
+    "| models × partitions | window blobs | blobs read | Redis MiB | Redis MiB compacted "
+    "| driftline s | CPU s | peak RSS MiB | naive s | ratio | 2 shards s (slower) "
+    "| capacity × |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def used_mib(client: redis.Redis) -> float:
+    return int(client.info("memory")["used_memory"]) / 2**20
+
+
+def child(target: Any, *args: Any) -> dict[str, Any]:
+    """Run ``target`` in a fresh interpreter (spawn: its peak RSS is its own)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, out))
+    proc.start()
+    result: dict[str, Any] = out.get()
+    proc.join()
+    return result
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="bench-redis-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", workdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.1)
+    return proc, url, workdir
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10x4,50x4", help="models x partitions, comma-separated")
+    ap.add_argument("--sizes", default="10x4,100x16,500x16",
+                    help="models x partitions, comma-separated")
+    ap.add_argument("--rows", type=int, default=500, help="rows per window and partition")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--naive-up-to", type=int, default=2000,
+                    help="run the naive evaluation only up to this many models × partitions")
     args = ap.parse_args()
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        raise SystemExit("set REDIS_URL (or run `make bench`)")
-    client = redis.Redis.from_url(url)
-    rows = []
-    for size in args.sizes.split(","):
-        models, partitions = (int(x) for x in size.split("x"))
-        prefix = f"bench-eval-{uuid.uuid4().hex[:8]}"
-        try:
-            state = State(client, prefix, models, partitions)
-            memory = sum(int(client.memory_usage(k) or 0)
-                         for k in client.scan_iter(match=f"{prefix}*", count=5000))
-            reader, kept = WindowReader(state.store), ReferenceStore(client, prefix)
-            evaluate_once(client, prefix, state, reader, kept)  # the worker's warm caches
-            times: dict[str, list[float]] = {"driftline": [], "naive": []}
-            reads: list[int] = []
-            for _ in range(args.repeat):
-                state.next_interval()
-                times["driftline"].append(evaluate_once(client, prefix, state, reader, kept))
-                reads.append(reader.reads)
-                times["naive"].append(evaluate_once(client, prefix, state,
-                                                    WindowReader(state.store),
-                                                    ReferenceStore(client, prefix)))
-        finally:
-            for k in client.scan_iter(match=f"{prefix}*", count=5000):
-                client.delete(k)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append(f"| {models} × {partitions} | {models * partitions * WINDOWS:,} | "
-                    f"{statistics.median(reads):,.0f} | {memory / 2**20:.0f} | "
-                    f"{med['driftline']:.2f} | {med['naive']:.2f} | "
-                    f"{med['driftline'] / med['naive']:.2f} |")
-        print(size, med, file=sys.stderr)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    proc, url, workdir = start_redis()
+    rows, notes = [], []
+    try:
+        for size in args.sizes.split(","):
+            models, partitions = (int(x) for x in size.split("x"))
+            client = redis.Redis.from_url(url, socket_timeout=600)
+            client.flushall()
+            populate(url, models, partitions, args.rows)
+            memory = used_mib(client)
+            one = child(run_single, url, models, partitions, args.rows, args.repeat)
+            naive = (child(run_naive, url, models, partitions, args.rows, 1)
+                     if models * partitions <= args.naive_up_to else None)
+            ctx = mp.get_context("spawn")
+            barrier, out = ctx.Barrier(2), ctx.Queue()
+            procs = [ctx.Process(target=run_shard, args=(url, models, partitions, args.rows,
+                                                         args.repeat, s, barrier, out))
+                     for s in (0, 1)]
+            for p in procs:
+                p.start()
+            shards = [out.get() for _ in procs]
+            for p in procs:
+                p.join()
+            slowest = max(s["wall"] for s in shards)
+            compacted = compact_all(url, models, partitions, args.rows)
+            naive_s = f"{naive['wall']:.2f}" if naive else "—"
+            ratio = f"{one['wall'] / naive['wall']:.2f}" if naive else "—"
+            rows.append(
+                f"| {models} × {partitions} | {models * partitions * WINDOWS:,} | "
+                f"{one['reads']:,.0f} | {memory:,.0f} | {compacted['after']:,.0f} | "
+                f"{one['wall']:.2f} | {one['cpu']:.2f} | {one['rss']:.0f} | {naive_s} | "
+                f"{ratio} | {slowest:.2f} | {one['wall'] / slowest:.2f} |")
+            notes.append(f"{models} × {partitions}: shards evaluated "
+                         f"{'/'.join(str(s['models']) for s in shards)} models; compaction "
+                         f"of {compacted['compacted']:,} windows took "
+                         f"{compacted['seconds']:.1f} s")
+            print(size, one, naive, shards, compacted, file=sys.stderr)
+            client.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(workdir, ignore_errors=True)
     body = f"""
-`python bench/evaluate.py --sizes {args.sizes}` — {dt.date.today()}, {platform.machine()},
-{os.cpu_count()} CPUs, Python {platform.python_version()}. Per model {COLUMNS} numeric
-columns, {WINDOWS} five-minute windows of {ROWS:,} rows per partition, a 20,000-row
-reference; one evaluation = every model's measurement hour read, merged, compared.
-Median of {args.repeat} alternating runs; naive = a fresh reference store per evaluation.
-Peak RSS of the whole run: {peak:.0f} MiB.
+`python bench/evaluate.py --sizes {args.sizes} --rows {args.rows} --repeat {args.repeat}` —
+{dt.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs, Python
+{platform.python_version()}, a redis-server of its own without persistence. Per model
+{COLUMNS} numeric columns, {WINDOWS} five-minute windows of {args.rows:,} rows per partition
+(all inside the default 1 h retention, so all open), a 20,000-row reference. Before each
+evaluation the newest window of every model is rewritten on every partition and every
+model is dirty: one evaluation reads, merges and compares every model. Medians of
+{args.repeat} evaluations; naive: one (a full re-merge of every blob, references re-read).
 
-| models × partitions | window blobs | blobs read | Redis MiB | driftline s | naive s | ratio |
-|---|---:|---:|---:|---:|---:|---:|
+{HEADER}
 {chr(10).join(rows)}
 
-The naive evaluation reads every blob each time; driftline reads the rewritten windows
-only (one per model and partition here) and still merges every model's cached windows
-and compares every model. Compaction of closed windows, storage tiers and sharded
-evaluators (issue 12) are not built yet.
+{chr(10).join("- " + n for n in notes)}
+
+*Redis MiB compacted*: after every window was closed and compacted (one merged record per
+window instead of one blob per partition). *capacity ×*: one process's evaluation of all
+models / the slower of two shard processes evaluating half each at the same time (two
+cores, shared with redis-server).
 """
     write_section("## evaluation cost\n" + body.strip("\n"))
     print(body)

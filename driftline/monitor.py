@@ -13,33 +13,38 @@ reference in Redis (with the file's default rules).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from alerts.evaluator import Evaluator, ModelRules, Publisher, load_results
 from alerts.http import ApiServer
-from alerts.lease import Lease
 from alerts.metrics import DriftlineCollector, Health
 from alerts.publish import KafkaAlertPublisher, WebhookPublisher
 from alerts.results import ModelResult
+from alerts.shards import Fence, Owner, ShardGroup
 from alerts.webhook import WebhookNotifier
 from driftline.alerting import check_columns, for_model
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
+from streams.compaction import DEFAULT_DAILY_MS, DEFAULT_HOURLY_MS, Compactor, TierStore
 from streams.health import WorkerHealth
+from streams.kafka_config import KafkaConnection, client_config
+from streams.notices import DEFAULT_SHARDS, ensure_topic, notices_topic
 from streams.produce import producer_config
 from streams.reader import WindowReader
+from streams.redis_client import RedisConnection, connect_redis
 from streams.state import RedisStateStore
+from streams.windows import ModelCatalog
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +60,18 @@ class MonitorSettings:
     http_port: int = 9464  # < 0: no HTTP endpoint
     interval_s: float = 5.0
     lease_ttl_s: float = 10.0
+    """The evaluator group's session timeout: a dead evaluator's shards move after this."""
     webhook_url: str | None = None
     evaluate: bool = True
+    shards: int = DEFAULT_SHARDS
+    """Evaluator shards (partitions of the notices topic) when this process creates it."""
+    sweep_s: float = 60.0
+    """Re-read every owned model at least this often (notices are only hints); closed
+    windows are compacted and rolled up at each sweep."""
+    keep_hourly_ms: int = DEFAULT_HOURLY_MS
+    keep_daily_ms: int = DEFAULT_DAILY_MS
+    kafka: KafkaConnection | None = None  # security settings; None: plain kafka_bootstrap
+    redis: RedisConnection | None = None  # ACL / TLS; None: plain redis_url
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
@@ -64,9 +79,11 @@ class MonitorSettings:
         if self.evaluate and self.lease_ttl_s <= self.interval_s:
             raise ConfigError(
                 f"--evaluator-lease ({self.lease_ttl_s:g}s) must be longer than "
-                f"--evaluate-interval ({self.interval_s:g}s), or the leader loses its lease "
-                "between evaluations"
+                f"--evaluate-interval ({self.interval_s:g}s), or an evaluator is taken for "
+                "dead between evaluations"
             )
+        if self.shards < 1:
+            raise ConfigError(f"--evaluator-shards must be >= 1, got {self.shards}")
 
 
 def evaluated_models(configured: Iterable[str], refs: ReferenceStore) -> list[str]:
@@ -83,29 +100,44 @@ class Monitor:
         fallback: ModelRules,
         health: Callable[[], WorkerHealth | None],
         clock: Callable[[], float] = time.time,
+        catalog: ModelCatalog | None = None,
     ) -> None:
+        """``catalog``: the models file's windowing (when windows close, for compaction)."""
         self.settings = settings
+        self._catalog = catalog or ModelCatalog()
         self._models = models
         self._fallback = fallback
         self._health = health
         self._clock = clock
-        self._client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                            socket_connect_timeout=5)
+        self._client = connect_redis(settings.redis or settings.redis_url, socket_timeout=10,
+                                     socket_connect_timeout=5)
         self._refs = ReferenceStore(self._client, settings.key_prefix)
         store = RedisStateStore(self._client, prefix=settings.key_prefix, topic=settings.topic,
                                 horizon_ms=max([m.measure_ms for m in models.values()]
                                                + [fallback.measure_ms]))
         self._reader = WindowReader(store)
         self._store = store
-        holder = f"{socket.gethostname()}:{os.getpid()}"
-        self._lease = Lease(self._client, f"{settings.key_prefix}:evaluator:{settings.topic}",
-                            holder, int(settings.lease_ttl_s * 1000))
+        self._compactor = Compactor(
+            store, TierStore(self._client, prefix=settings.key_prefix, topic=settings.topic),
+            hourly_ms=settings.keep_hourly_ms, daily_ms=settings.keep_daily_ms)
+        self._kafka = settings.kafka or KafkaConnection(settings.kafka_bootstrap)
         self._publishers: list[Publisher] = []
         self._alerts: KafkaAlertPublisher | None = None
         self._webhook: WebhookNotifier | None = None
+        self._group: ShardGroup | None = None
+        self._evaluator: Evaluator | None = None
+        self._full = True  # re-read every model at the next evaluation
         if settings.evaluate:
-            producer = Producer(producer_config(settings.kafka_bootstrap, "alerts"))
-            self._alerts = KafkaAlertPublisher(producer, settings.alerts_topic)
+            self._group = self._shard_group()
+            holder = f"{socket.gethostname()}-{os.getpid()}"
+            producer = Producer(producer_config(self._kafka, "alerts", **{
+                "transactional.id": f"driftline-evaluator-{settings.key_prefix}-"
+                                    f"{settings.topic}-{holder}",
+                # a crashed evaluator's open transaction blocks read_committed readers of
+                # the alerts topic until it times out: transactions last milliseconds
+                "transaction.timeout.ms": 10_000}))
+            self._alerts = KafkaAlertPublisher(producer, settings.alerts_topic,
+                                               commit=self._group.commit_into)
             self._publishers.append(self._alerts)
             if settings.webhook_url:
                 self._webhook = WebhookNotifier(WebhookPublisher(settings.webhook_url).publish,
@@ -117,8 +149,14 @@ class Monitor:
 
     # -- what is evaluated ------------------------------------------------------------
     def model_rules(self) -> list[ModelRules]:
-        return [for_model(n, self._models, self._fallback)
-                for n in evaluated_models(self._models, self._refs)]
+        out = []
+        for name in evaluated_models(self._models, self._refs):
+            rules = for_model(name, self._models, self._fallback)
+            spec = self._catalog.get(name)
+            if spec is not None:
+                rules = replace(rules, window_ms=spec.window_ms, retention_ms=spec.retention_ms)
+            out.append(rules)
+        return out
 
     def check_config(self) -> None:
         """Refuse to start half-configured: column overrides must exist in references."""
@@ -127,20 +165,59 @@ class Monitor:
             if ref is not None:
                 check_columns(rules, ref)
 
+    def _shard_group(self) -> ShardGroup:
+        """The evaluator's consumer group on the notices topic (created when missing)."""
+        topic = notices_topic(self.settings.topic)
+        shards = ensure_topic(AdminClient(client_config(self._kafka)), topic,
+                              self.settings.shards)
+        timeout_ms = int(self.settings.lease_ttl_s * 1000)
+        consumer = Consumer(client_config(self._kafka, {
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": timeout_ms,
+            "heartbeat.interval.ms": max(300, timeout_ms // 5),
+            "enable.partition.eof": False,
+        }, fixed={
+            "group.id": f"driftline-evaluator.{self.settings.key_prefix}.{self.settings.topic}",
+            "enable.auto.commit": False,  # offsets go with the alert transactions
+        }))
+        owner = Owner(Fence(self._client, self.settings.key_prefix), shards)
+        return ShardGroup(consumer, topic, owner, on_change=self._gained)
+
+    def _gained(self, _shards: set[int]) -> None:
+        self._full = True
+
     def evaluator(self) -> Evaluator:
-        return Evaluator(self._client, prefix=self.settings.key_prefix,
-                         models=self.model_rules(), windows=self._reader,
-                         references=self._refs, publishers=self._publishers, lease=self._lease,
-                         notifiers=[self._webhook] if self._webhook else [],
-                         incidents=self._store, topic=self.settings.topic)
+        """The process's one evaluator (its caches live across evaluations), with the models
+        to evaluate refreshed from the models file and the reference index."""
+        if self._group is None:
+            raise ConfigError("this process does not evaluate (--no-evaluate)")
+        if self._evaluator is None:
+            self._evaluator = Evaluator(
+                self._client, prefix=self.settings.key_prefix, models=self.model_rules(),
+                windows=self._reader, references=self._refs, publishers=self._publishers,
+                owner=self._group.owner, notifiers=[self._webhook] if self._webhook else [],
+                incidents=self._store, topic=self.settings.topic,
+                housekeeping=self._compactor)
+        else:
+            self._evaluator.models = self.model_rules()
+        return self._evaluator
 
     # -- scrape-time views --------------------------------------------------------------
+    def owned_results(self) -> list[ModelResult]:
+        """The results of the models this process evaluates now (for ``/metrics``)."""
+        if self._group is None:
+            return []
+        owner = self._group.owner
+        return load_results(self._client, self.settings.key_prefix,
+                            [m.model for m in self.model_rules() if owner.token(m.model)])
+
     def results(self) -> list[ModelResult]:
         return load_results(self._client, self.settings.key_prefix,
                             [m.model for m in self.model_rules()])
 
     def _leader(self) -> bool:
-        return self._client.get(self._lease.key) == self._lease.holder.encode()
+        """Reports the global figures: owns shard 0 (exactly one evaluator does)."""
+        return self._group is not None and 0 in self._group.owner.tokens
 
     def health(self) -> Health:
         wh = self._health()
@@ -157,6 +234,7 @@ class Monitor:
                 events[("_undecoded", "invalid")] = sum(c.invalid.values())
         return Health(events=events, lag=lag, flush_seconds=wh.last_flush_s if wh else None,
                       flushes=wh.checkpoints if wh else 0, is_leader=leader,
+                      shards=len(self._group.owner.tokens) if self._group else 0,
                       webhook=self._webhook.stats() if self._webhook else None,
                       topic=self.settings.topic,
                       state_resets=dict(wh.state_resets) if wh else {},
@@ -183,7 +261,7 @@ class Monitor:
             self.check_config()
         if self.settings.http_port >= 0:
             registry = CollectorRegistry()
-            registry.register(DriftlineCollector(self.results, self.health))
+            registry.register(DriftlineCollector(self.owned_results, self.health))
             try:
                 self._server = ApiServer(registry, self.results, self.ready,
                                          self.settings.http_host, self.settings.http_port)
@@ -201,16 +279,41 @@ class Monitor:
             self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("evaluation failed; retrying in %.1fs", self.settings.interval_s)
-            self._stop.wait(max(0.0, self.settings.interval_s - (time.monotonic() - started)))
+        assert self._group is not None
+        group = self._group
+        group.subscribe()
+        next_run = next_sweep = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:  # serves the group (assignments) and collects notices meanwhile
+                    group.poll(max(0.0, min(0.5, next_run - time.monotonic())))
+                except Exception:
+                    log.exception("evaluator group poll failed")
+                    self._stop.wait(1.0)
+                now = time.monotonic()
+                if now < next_run:
+                    continue
+                full = self._full or now >= next_sweep
+                try:
+                    self.run_once(full=full)
+                    if full:
+                        next_sweep = now + self.settings.sweep_s
+                except Exception:
+                    log.exception("evaluation failed; retrying in %.1fs",
+                                  self.settings.interval_s)
+                next_run = now + self.settings.interval_s
+        finally:
+            group.consumer.close()  # leaves the group: the shards move at once
 
-    def run_once(self) -> Sequence[object]:
-        alerts = self.evaluator().run_once(self._clock())
+    def run_once(self, full: bool = True) -> Sequence[object]:
+        """One evaluation of the owned models: all re-read (``full``) or only those the
+        notices since the last one named."""
+        assert self._group is not None
+        dirty = self._group.take_dirty()
+        if full:
+            self._full = False
+        alerts = self.evaluator().run_once(self._clock(), dirty=None if full else dirty,
+                                           compact=full)
         self.evaluations += 1
         return alerts
 
@@ -220,9 +323,6 @@ class Monitor:
             self._thread.join(30)
         if self._server is not None:
             self._server.close()
-        if self.settings.evaluate:
-            with contextlib.suppress(redis.exceptions.RedisError):
-                self._lease.release()
         if self._webhook is not None:
             self._webhook.close()
         if self._alerts is not None:

@@ -40,7 +40,7 @@ def duration(text: str) -> str:
 
 
 def add_option(
-    parser: argparse.ArgumentParser,
+    parser: argparse._ActionsContainer,
     flag: str,
     *,
     help: str,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from sketches.errors import DriftlineError
+from streams.kafka_config import KafkaConnection, client_config
 
 
 class ProducerError(DriftlineError):
@@ -52,16 +53,15 @@ _TUNING: Mapping[Purpose, Mapping[str, Any]] = {
 }
 
 
-def producer_config(bootstrap: str, purpose: Purpose, **overrides: Any) -> dict[str, Any]:
-    """librdkafka settings of a driftline producer; ``overrides`` (librdkafka keys, e.g.
-    ``**{"linger.ms": 5}``) win."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,  # implies acks=all, bounded in-flight, safe retries
-        **_TUNING[purpose],
-    }
-    config.update(overrides)
-    return config
+def producer_config(kafka: KafkaConnection | str, purpose: Purpose,
+                    **overrides: Any) -> dict[str, Any]:
+    """librdkafka settings of a driftline producer on ``kafka`` (a bootstrap string, or a
+    :class:`~streams.kafka_config.KafkaConnection` carrying security settings), built by
+    :func:`streams.kafka_config.client_config`; ``overrides`` (librdkafka keys, e.g.
+    ``**{"linger.ms": 5}``) and the connection's own properties win over the tuning."""
+    # idempotence implies acks=all, bounded in-flight, safe retries: not negotiable
+    return client_config(kafka, {**_TUNING[purpose], **overrides},
+                         fixed={"enable.idempotence": True})
 
 
 def produce(

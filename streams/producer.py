@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from streams.kafka_config import KafkaConnection
 from streams.produce import (
     BackpressureError,
     KafkaProducerLike,
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BackpressureError", "DeliveryError", "DeliveryFailure", "EventEncodeError",
-    "KafkaProducerLike", "PredictionProducer", "ProducerError", "encode_event", "event_key",
-    "producer_config",
+    "KafkaConnection", "KafkaProducerLike", "PredictionProducer", "ProducerError",
+    "encode_event", "event_key", "producer_config",
 ]
 
 DEFAULT_TOPIC = "predictions"
@@ -142,10 +143,11 @@ class PredictionProducer:
         self._closed = False
 
     @classmethod
-    def connect(cls, bootstrap: str, *, topic: str = DEFAULT_TOPIC, max_block_s: float = 30.0,
-                **config: Any) -> PredictionProducer:
+    def connect(cls, bootstrap: str | KafkaConnection, *, topic: str = DEFAULT_TOPIC,
+                max_block_s: float = 30.0, **config: Any) -> PredictionProducer:
         """A producer on a new confluent-kafka client (``config`` overrides librdkafka keys,
-        with ``_`` for ``.``: ``linger_ms=5``)."""
+        with ``_`` for ``.``: ``linger_ms=5``). ``bootstrap`` may be a
+        :class:`~streams.kafka_config.KafkaConnection` carrying security settings."""
         from confluent_kafka import Producer
 
         overrides = {key.replace("_", "."): value for key, value in config.items()}

@@ -28,9 +28,10 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from sketches.retry import RetryAborted, RetryPolicy
 from streams import produce
 from streams.checkpoint import Checkpointer
-from streams.core import Processor, Record
+from streams.core import Checkpoint, Processor, Record
 from streams.dlq import DlqSender
 from streams.health import WorkerHealth
+from streams.kafka_config import KafkaConnection, client_config
 from streams.recovery import Recovery
 from streams.state import RedisStateStore
 
@@ -48,22 +49,17 @@ class RunnerConfig:
 
 
 def consumer_config(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     group: str,
     *,
     session_timeout_ms: int = 10_000,
     instance_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """librdkafka settings for the worker's consumer (offsets stored manually)."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        # positions always come from Redis (or the earliest offset): a position the broker
-        # no longer has is an error the runner counts as a gap, never a silent reset
-        "auto.offset.reset": "error",
+    """librdkafka settings for the worker's consumer (offsets stored manually), built by
+    :func:`streams.kafka_config.client_config` (``bootstrap`` may carry security settings,
+    which may not contradict the offset handling below)."""
+    tuning: dict[str, Any] = {
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
@@ -71,13 +67,22 @@ def consumer_config(
         "stats_cb": lambda _stats: None,
         "enable.partition.eof": False,
     }
+    fixed: dict[str, Any] = {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # positions always come from Redis (or the earliest offset): a position the broker
+        # no longer has is an error the runner counts as a gap, never a silent reset
+        "auto.offset.reset": "error",
+    }
     if instance_id:
-        conf["group.instance.id"] = instance_id
+        fixed["group.instance.id"] = instance_id
+    conf = client_config(bootstrap, tuning, fixed=fixed)
     conf.update(extra or {})
     return conf
 
 
-def producer_config(bootstrap: str) -> dict[str, Any]:
+def producer_config(bootstrap: KafkaConnection | str) -> dict[str, Any]:
     """The DLQ producer's settings: idempotent, keeps retrying while the broker is away
     (:func:`streams.produce.producer_config`, purpose ``"dlq"``)."""
     return produce.producer_config(bootstrap, "dlq")
@@ -99,8 +104,11 @@ class ConfluentRunner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         topic_id: Callable[[], str | None] = lambda: None,
+        notices: Callable[[list[Checkpoint]], None] | None = None,
     ) -> None:
-        """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`)."""
+        """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`).
+        ``notices``: told the checkpoints safe in Redis (:class:`streams.notices.NoticeSender`)."""
+        self._notices = notices
         self.consumer = consumer
         self.dlq = dlq
         self.store = store
@@ -205,6 +213,11 @@ class ConfluentRunner:
                    for cp in written]
         for cp in written:
             self.recovery.progress(cp.partition, cp.applied_offset)
+        if written and self._notices is not None:
+            try:
+                self._notices(written)
+            except KafkaException as exc:  # hints only: the evaluators' sweep covers them
+                log.warning("change notices not sent: %s", exc)
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=True)

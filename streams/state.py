@@ -9,7 +9,10 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
     P:v1:{P:T:p<p>}:written           hash: window member -> generation of its last write
                                       (readers re-read only windows that changed)
-    P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header)
+    P:v1:{P:T:p<p>}:w:<member>        string: DatasetProfile bytes (versioned header); once
+                                      the window is closed everywhere, compaction merges
+                                      the partitions' blobs into one model-level record and
+                                      deletes them (:mod:`streams.compaction`)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
 
 All keys of one partition share the hash tag ``{P:T:p<p>}``, so the checkpoint script
@@ -105,6 +108,22 @@ return epoch
 """
 
 
+# KEYS: idx, written, then window keys; ARGV: per window key: member, generation
+_DROP_LUA: Final = """
+local n = 0
+for i = 3, #KEYS do
+  local m = ARGV[2 * (i - 3) + 1]
+  if redis.call('HGET', KEYS[2], m) == ARGV[2 * (i - 3) + 2] then
+    redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('HDEL', KEYS[2], m)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 class StateLostError(DriftlineError):
     """The partition's state in Redis is missing or older than this worker last wrote
     (Redis restarted empty, FLUSHALL, eviction, an old snapshot restored): not fencing."""
@@ -151,6 +170,7 @@ class RedisStateStore:
         self.fsync = fsync
         self._script = client.register_script(_WRITE_LUA)
         self._reset = client.register_script(_RESET_LUA)
+        self._drop = client.register_script(_DROP_LUA)
 
     # -- keys ------------------------------------------------------------------------
     def _base(self, partition: int) -> str:
@@ -291,6 +311,20 @@ class RedisStateStore:
             return {}
         blobs = self.client.mget([self.window_key(partition, k) for k in keys])
         return {k: _blob(b) for k, b in zip(keys, blobs, strict=True) if b is not None}
+
+    def drop_windows(self, partition: int, windows: Mapping[WindowKey, int]) -> int:
+        """Delete ``partition``'s blobs of ``windows`` (key -> generation) that are still at
+        that generation — compaction (:mod:`streams.compaction`) merged them into a
+        model-level record. The only write to a partition's keys besides its owner's
+        checkpoints: it touches only closed windows the owner never writes again."""
+        if not windows:
+            return 0
+        keys = [self.index_key(partition), self.written_key(partition),
+                *(self.window_key(partition, k) for k in windows)]
+        args: list[Any] = []
+        for key, gen in windows.items():
+            args += [key.encode(), gen]
+        return int(self._drop(keys=keys, args=args))
 
     # -- incidents (read by the evaluator's operational alert) ---------------------------
     def incidents_key(self) -> str:

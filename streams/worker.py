@@ -22,6 +22,10 @@ from streams.core import DEFAULT_MAX_FUTURE_MS, Processor
 from streams.dlq import DlqSender
 from streams.events import DEFAULT_MAX_BYTES
 from streams.health import WorkerHealth
+from streams.kafka_config import KafkaConnection, client_config
+from streams.notices import DEFAULT_SHARDS, NOTICE_TUNING, NoticeSender, ensure_topic, notices_topic
+from streams.produce import producer_config as base_producer_config
+from streams.redis_client import RedisConnection, connect_redis
 from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
 from streams.state import DEFAULT_WINDOW_TTL_MS, RedisStateStore
 from streams.windows import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_MODELS, Limits, ModelCatalog
@@ -49,6 +53,19 @@ class WorkerSettings:
     max_models: int = DEFAULT_MAX_MODELS
     max_columns: int = DEFAULT_MAX_COLUMNS
     on_state_loss: str = "rebuild"
+    shards: int = DEFAULT_SHARDS
+    """Partitions of the notices topic when this worker creates it (evaluator shards)."""
+    # security / client settings; None: plain ``kafka_bootstrap`` / ``redis_url``
+    kafka: KafkaConnection | None = None
+    redis: RedisConnection | None = None
+
+    @property
+    def kafka_connection(self) -> KafkaConnection:
+        return self.kafka or KafkaConnection(self.kafka_bootstrap)
+
+    @property
+    def redis_connection(self) -> RedisConnection:
+        return self.redis or RedisConnection(self.redis_url)
 
 
 def build_processor(settings: WorkerSettings, catalog: ModelCatalog) -> Processor:
@@ -58,9 +75,8 @@ def build_processor(settings: WorkerSettings, catalog: ModelCatalog) -> Processo
 
 
 def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateStore:
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=10
-    )
+    client = connect_redis(settings.redis_connection, socket_timeout=10,
+                           socket_connect_timeout=5, health_check_interval=10)
     return RedisStateStore(
         client,
         prefix=settings.key_prefix,
@@ -71,9 +87,9 @@ def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateSt
     )
 
 
-def topic_id(bootstrap: str, topic: str) -> str | None:
+def topic_id(bootstrap: KafkaConnection | str, topic: str) -> str | None:
     """The topic's Kafka id (changes when it is deleted and recreated); None if unknown."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     try:
         [future] = admin.describe_topics(TopicCollection([topic]),
                                          request_timeout=10).values()
@@ -102,6 +118,22 @@ def check_redis(client: redis.Redis) -> None:
                     "loses all window state, which is then rebuilt from Kafka")
 
 
+def notice_sender(settings: WorkerSettings) -> NoticeSender | None:
+    """The change-notice sender (:mod:`streams.notices`), creating its topic when missing;
+    None — with a warning — when the topic cannot be made (evaluators then sweep)."""
+    topic = notices_topic(settings.topic)
+    try:
+        ensure_topic(AdminClient(client_config(settings.kafka_connection)), topic,
+                     settings.shards)
+    except KafkaException as exc:
+        log.warning("no change notices (%s: %s): evaluators re-read every model on their "
+                    "full sweep instead", topic, exc)
+        return None
+    producer = Producer(base_producer_config(settings.kafka_connection, "alerts",
+                                             **NOTICE_TUNING))
+    return NoticeSender(producer, topic)
+
+
 def run_confluent_worker(
     settings: WorkerSettings,
     catalog: ModelCatalog,
@@ -113,15 +145,16 @@ def run_confluent_worker(
     starts (the CLI hands it to the metrics endpoint)."""
     consumer = Consumer(
         consumer_config(
-            settings.kafka_bootstrap,
+            settings.kafka_connection,
             settings.group,
             session_timeout_ms=settings.session_timeout_ms,
             instance_id=settings.instance_id,
         )
     )
-    producer = Producer(producer_config(settings.kafka_bootstrap))
+    producer = Producer(producer_config(settings.kafka_connection))
     store = build_store(settings, catalog)
     check_redis(store.client)
+    notices = notice_sender(settings)
     runner = ConfluentRunner(
         consumer=consumer,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
@@ -134,7 +167,8 @@ def run_confluent_worker(
             checkpoint_interval_s=settings.checkpoint_interval_s,
             on_state_loss=settings.on_state_loss,
         ),
-        topic_id=partial(topic_id, settings.kafka_bootstrap, settings.topic),
+        topic_id=partial(topic_id, settings.kafka_connection, settings.topic),
+        notices=notices.send if notices is not None else None,
     )
 
     if on_health is not None:
@@ -151,6 +185,8 @@ def run_confluent_worker(
         for s, handler in previous.items():
             signal.signal(s, handler)
         producer.flush(10)
+        if notices is not None:
+            notices.close()
         store.client.close()
     log.info("worker stopped: %d records, %d checkpoints", runner.health.records,
              runner.health.checkpoints)

@@ -223,7 +223,7 @@ def worker_cmd(bootstrap: str, redis_url: str, topic: str, prefix: str, group: s
             "--redis-url", redis_url, "--topic", topic, "--dlq-topic", f"{topic}.dlq",
             "--group", group, "--key-prefix", prefix, "--session-timeout-ms", "6000",
             "--checkpoint-interval", "500ms", "--checkpoint-records", "20000",
-            "--http-port", "0",
+            "--http-port", "0", "--evaluator-shards", "2",
             # make_events spreads event times over 40 min but stamps Kafka times ms apart:
             # allow that skew (the 5 min default is for real producers' clocks)
             "--max-future-skew", "1h", *extra]

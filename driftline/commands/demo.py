@@ -31,10 +31,18 @@ from rich.live import Live
 from rich.text import Text
 
 from alerts.evaluator import load_results
-from driftline.commands.common import add_kafka_options, add_redis_options, redis_client
+from driftline.commands.common import (
+    add_kafka_options,
+    add_redis_options,
+    child_env,
+    kafka_connection,
+    redis_client,
+)
 from driftline.commands.status import render
 from driftline.options import add_option
 from sketches.errors import ConfigError
+from streams.kafka_config import KafkaConnection, client_config
+from streams.secret import redact_url
 
 MODEL = "credit-risk"
 TOPIC = "driftline-demo.predictions"
@@ -51,12 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run, key_prefix=None)
 
 
-def _recreate_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _recreate_topics(kafka: KafkaConnection, names: list[str]) -> None:
+    admin = AdminClient(client_config(kafka))
     try:
         existing = set(admin.list_topics(timeout=10).topics)
     except Exception as exc:
-        raise ConfigError(f"cannot reach Kafka at {bootstrap} ({exc}); start it with "
+        raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap} ({exc}); start it with "
                           "`make stack` or set KAFKA_BOOTSTRAP") from exc
     stale = [n for n in names if n in existing]
     if stale:
@@ -80,10 +88,10 @@ def _recreate_topics(bootstrap: str, names: list[str]) -> None:
 class AlertTail(threading.Thread):
     """Reads the alerts topic and prints each alert as it arrives."""
 
-    def __init__(self, bootstrap: str, topic: str, console: Console) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, console: Console) -> None:
         super().__init__(name="demo-alerts", daemon=True)
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                                  "auto.offset.reset": "earliest"})
+        self.consumer = Consumer(client_config(kafka, {"auto.offset.reset": "earliest"},
+                                               fixed={"group.id": uuid.uuid4().hex}))
         self.consumer.subscribe([topic])
         self.console = console
         self.alerts: list[dict[str, object]] = []
@@ -108,10 +116,13 @@ def run(args: argparse.Namespace) -> int:
     prefix = f"demo-{uuid.uuid4().hex[:8]}"
     dlq, alerts = f"{TOPIC}.dlq", "driftline-demo.alerts"
     console.print(f"[bold]driftline demo[/] — Kafka {args.kafka_bootstrap}, Redis "
-                  f"{args.redis_url}, key prefix {prefix}")
-    _recreate_topics(args.kafka_bootstrap, [TOPIC, dlq, alerts])
+                  f"{redact_url(args.redis_url)}, key prefix {prefix}")
+    env = child_env(args)  # the children get the same client settings, secrets not in argv
+    kafka = kafka_connection(args)
+    _recreate_topics(kafka, [TOPIC, dlq, alerts])
     cli = [sys.executable, "-m", "driftline.cli"]
-    common = ["--redis-url", args.redis_url, "--key-prefix", prefix]
+    env["DRIFTLINE_REDIS_URL"] = args.redis_url  # may hold a password: not in argv
+    common = ["--key-prefix", prefix]
     work = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
 
     console.print("1/4 building the reference from 50,000 synthetic training rows")
@@ -121,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         ["profile", str(work / "train.parquet"), "--out", str(work / "ref.bin"), "--model", MODEL],
         ["reference", "put", str(work / "ref.bin"), "--model", MODEL, *common],
     ):
-        done = subprocess.run([*cli, *step], capture_output=True, text=True)
+        done = subprocess.run([*cli, *step], capture_output=True, text=True, env=env)
         if done.returncode != 0:
             raise ConfigError(f"demo step `driftline {step[0]}` failed: {done.stderr.strip()}")
     (work / "models.toml").write_text(
@@ -136,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
          "--group", f"demo-{prefix}", "--models-config", str(work / "models.toml"),
          "--evaluate-interval", "1s", "--checkpoint-interval", "500ms",
          "--http-port", str(args.http_port)],
-        stdout=worker_log, stderr=subprocess.STDOUT,
+        stdout=worker_log, stderr=subprocess.STDOUT, env=env,
     )
     d = args.duration
     drifts = [f"income:shift=1sd@{d * 0.2:.0f}s..{d * 0.55:.0f}s",
@@ -148,9 +159,9 @@ def run(args: argparse.Namespace) -> int:
         [*cli, "simulate", "--kafka-bootstrap", args.kafka_bootstrap, "--topic", TOPIC,
          "--models", MODEL, "--rate", str(args.rate), "--duration", f"{d}s",
          "--bad-ratio", "0.002", "--no-progress", *[a for x in drifts for a in ("--drift", x)]],
-        stdout=sim_log, stderr=subprocess.STDOUT,
+        stdout=sim_log, stderr=subprocess.STDOUT, env=env,
     )
-    tail = AlertTail(args.kafka_bootstrap, alerts, console)
+    tail = AlertTail(kafka, alerts, console)
     tail.start()
     try:
         with Live(console=console, refresh_per_second=2, transient=True) as live:
@@ -183,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  alerts resolved: {len(resolved)}")
     console.print(f"  alerts topic: {alerts}  (kcat -C -b {args.kafka_bootstrap} -t {alerts} -e)")
     console.print(f"  dead letters: {dlq}")
-    console.print(f"  drift state: driftline status --redis-url {args.redis_url} "
+    console.print(f"  drift state: driftline status --redis-url {redact_url(args.redis_url)} "
                   f"--key-prefix {prefix}")
     console.print(f"  metrics were at http://127.0.0.1:{args.http_port}/metrics; logs in {work}")
     columns = {a.split("/")[1] for a in fired}

@@ -16,6 +16,14 @@ import signal
 import threading
 from types import FrameType
 
+from driftline.commands.common import (
+    add_kafka_security_options,
+    add_redis_security_options,
+    check_kafka,
+    check_redis_access,
+    kafka_connection,
+    redis_connection,
+)
 from driftline.commands.worker import _HealthBox, add_monitor_options, monitor_from_args
 from driftline.options import add_option
 
@@ -27,8 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description=__doc__)
     add_option(p, "--kafka-bootstrap", help="Kafka bootstrap servers (alerts are published "
                "there)", required=True, fallback_env="KAFKA_BOOTSTRAP")
-    add_option(p, "--redis-url", help="Redis URL of the workers' state", required=True,
-               fallback_env="REDIS_URL")
+    add_option(p, "--redis-url", help="Redis URL of the workers' state (rediss:// for TLS)",
+               required=True, fallback_env="REDIS_URL")
+    add_kafka_security_options(p)
+    add_redis_security_options(p)
     add_option(p, "--topic", help="prediction events topic the workers read",
                default="predictions")
     add_option(p, "--models-config", help="models file (TOML or YAML)")
@@ -38,6 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_redis_access(redis_connection(args))
+    check_kafka(kafka_connection(args))
     monitor = monitor_from_args(args, _HealthBox(), evaluate=True)
     stop = threading.Event()
 

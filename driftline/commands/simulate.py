@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from driftline.commands.common import add_kafka_options
+from driftline.commands.common import add_kafka_options, check_kafka, kafka_connection
 from driftline.options import add_option, duration, env_name
 from sketches.errors import ConfigError
 from streams.durations import parse_duration_s
@@ -134,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
     payloads = (kv for batch in generate_payloads(spec, count, start_ts, args.seed)
                 for kv in batch)
-    with PredictionProducer.connect(args.kafka_bootstrap, topic=args.topic) as producer:
+    kafka = kafka_connection(args)
+    check_kafka(kafka)
+    with PredictionProducer.connect(kafka, topic=args.topic) as producer:
         stats = pace(payloads, producer.send_bytes, rate=rate, duration_s=duration,
                      progress=progress)
         producer.flush(120.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,6 +25,7 @@ from driftline.commands.common import add_redis_options, redis_client
 from driftline.options import add_option
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
+from streams.compaction import TierStore
 
 VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "yellow"}
 
@@ -34,11 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(p, "--watch", type=float, help="refresh every SECONDS until Ctrl-C")
     add_option(p, "--models-config", help="the worker's models file: its models are listed "
                "besides every model with a reference")
+    add_option(p, "--topic", help="predictions topic (for the storage line)",
+               default="predictions")
     add_redis_options(p)
     p.set_defaults(func=run)
 
 
-def render(results: list[ModelResult]) -> Group:
+def render(results: list[ModelResult], usage: dict[str, dict[str, Any]] | None = None) -> Group:
     if not results:
         return Group(Text("no model evaluated yet (is a worker running, with a reference?)"))
     parts: list[Table | Text] = []
@@ -65,7 +69,21 @@ def render(results: list[ModelResult]) -> Group:
         if r.latency_ms:
             parts.append(Text("latency ms: " + ", ".join(f"p{float(q) * 100:g}={v:.1f}"
                                                          for q, v in sorted(r.latency_ms.items()))))
+        if usage and r.model in usage:
+            parts.append(Text(storage_line(usage[r.model], len(r.columns))))
     return Group(*parts)
+
+
+def storage_line(u: dict[str, Any], columns: int) -> str:
+    """One line on what the model's windows take in Redis (from the last compaction)."""
+    total = u["partition_bytes"] + u["record_bytes"]
+    rec = u["records"]
+    per_col = f", ≈ {total / columns / 1024:.0f} KiB per column" if columns else ""
+    return (f"redis: {total / 2**20:.2f} MiB of window state{per_col} — "
+            f"{u['partition_blobs']} open-window blobs on {u['partitions']} partitions "
+            f"({u['partition_bytes'] / 2**20:.2f} MiB), records {rec.get('w', 0)} windows / "
+            f"{rec.get('h', 0)} hours / {rec.get('d', 0)} days "
+            f"({u['record_bytes'] / 2**20:.2f} MiB)")
 
 
 def _t(epoch_s: float) -> str:
@@ -78,11 +96,16 @@ def run(args: argparse.Namespace) -> int:
     configured, _ = load_alerting(args.models_config)
     refs = ReferenceStore(client, args.key_prefix)
 
+    tiers = TierStore(client, prefix=args.key_prefix, topic=args.topic)
+
     def snapshot() -> list[ModelResult]:
         # The models the evaluator evaluates (models file + reference index), read by key:
         # the keyspace is never scanned.
         models = [args.model] if args.model else monitor.evaluated_models(configured, refs)
         return load_results(client, args.key_prefix, models)
+
+    def usage(results: list[ModelResult]) -> dict[str, dict[str, Any]]:
+        return {r.model: u for r in results if (u := tiers.usage(r.model)) is not None}
 
     results = snapshot()
     if args.model and not results:
@@ -91,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown model {args.model!r}: no evaluation stored under prefix "
                           f"{args.key_prefix!r} (evaluated: {', '.join(known) or 'none'})")
     if not args.watch:
-        console.print(render(results))
+        console.print(render(results, usage(results)))
         return 1 if any(r.status == "drift" for r in results) else 0
-    with Live(render(results), console=console, refresh_per_second=4) as live:
+    with Live(render(results, usage(results)), console=console, refresh_per_second=4) as live:
         while True:
             time.sleep(args.watch)
-            live.update(render(snapshot()))
+            now = snapshot()
+            live.update(render(now, usage(now)))

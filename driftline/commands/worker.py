@@ -11,6 +11,14 @@ import argparse
 import importlib
 
 from driftline.alerting import load_alerting
+from driftline.commands.common import (
+    add_kafka_security_options,
+    add_redis_security_options,
+    check_kafka,
+    check_redis_access,
+    kafka_connection,
+    redis_connection,
+)
 from driftline.models import load_catalog, parse_duration_ms
 from driftline.monitor import Monitor, MonitorSettings
 from driftline.options import add_option, duration
@@ -25,8 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                choices=["confluent", "faust"])
     add_option(p, "--kafka-bootstrap", help="Kafka bootstrap servers", required=True,
                fallback_env="KAFKA_BOOTSTRAP")
-    add_option(p, "--redis-url", help="Redis URL for window state", required=True,
-               fallback_env="REDIS_URL")
+    add_option(p, "--redis-url", help="Redis URL for window state (rediss:// for TLS)",
+               required=True, fallback_env="REDIS_URL")
+    add_kafka_security_options(p)
+    add_redis_security_options(p)
     add_option(p, "--topic", help="prediction events topic", default="predictions")
     add_option(p, "--dlq-topic", help="dead-letter topic", default="predictions.dlq")
     add_option(p, "--group", help="Kafka consumer group", default="driftline")
@@ -66,10 +76,23 @@ def add_monitor_options(p: argparse.ArgumentParser) -> None:
     add_option(p, "--alerts-topic", help="topic alerts are published to", default="alerts")
     add_option(p, "--evaluate-interval", help="how often the evaluator runs", default="5s",
                type=duration)
-    add_option(p, "--evaluator-lease", help="evaluator lease time: a dead leader is replaced "
-               "after at most this long", default="10s", type=duration)
-    add_option(p, "--http-host", help="address of /metrics, /healthz, /readyz, /models",
-               default="127.0.0.1")
+    add_option(p, "--evaluator-lease", help="evaluator group session timeout: a dead "
+               "evaluator's shards move to the others after at most this long",
+               default="10s", type=duration)
+    add_option(p, "--evaluator-shards", help="evaluator shards (partitions of the "
+               "<topic>.notices topic) when it is created; models are spread over them",
+               default=16, type=int)
+    add_option(p, "--evaluator-sweep", help="re-read every owned model at least this often "
+               "(between sweeps only models named by change notices are re-read); closed "
+               "windows are compacted and rolled up at each sweep", default="60s",
+               type=duration)
+    add_option(p, "--keep-hourly", help="keep hourly roll-ups of closed windows this long "
+               "(event time) before rolling them into daily ones", default="7d",
+               type=duration)
+    add_option(p, "--keep-daily", help="keep daily roll-ups this long (event time)",
+               default="90d", type=duration)
+    add_option(p, "--http-host", help="address /metrics, /healthz, /readyz and /models "
+               "listen on (0.0.0.0: every interface, e.g. in a container)", default="127.0.0.1")
     add_option(p, "--http-port", help="port of the HTTP endpoint (-1: none)", default=9464,
                type=int)
     add_option(p, "--webhook-url", help="also POST alerts to this Alertmanager-compatible "
@@ -97,6 +120,9 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_models=_positive(args.max_models, "--max-models"),
         max_columns=_positive(args.max_columns, "--max-columns"),
         on_state_loss=args.on_state_loss,
+        shards=_positive(args.evaluator_shards, "--evaluator-shards"),
+        kafka=kafka_connection(args),
+        redis=redis_connection(args),
     )
 
 
@@ -119,10 +145,19 @@ def monitor_from_args(args: argparse.Namespace, health: _HealthBox,
         http_port=args.http_port,
         interval_s=parse_duration_ms(args.evaluate_interval, "--evaluate-interval") / 1000,
         lease_ttl_s=parse_duration_ms(args.evaluator_lease, "--evaluator-lease") / 1000,
+        shards=args.evaluator_shards,
+        # the faust engine sends no change notices: every evaluation re-reads every model
+        sweep_s=(0.0 if getattr(args, "engine", "confluent") == "faust" else
+                 parse_duration_ms(args.evaluator_sweep, "--evaluator-sweep") / 1000),
+        keep_hourly_ms=parse_duration_ms(args.keep_hourly, "--keep-hourly"),
+        keep_daily_ms=parse_duration_ms(args.keep_daily, "--keep-daily"),
         webhook_url=args.webhook_url or None,
         evaluate=bool(args.evaluate) if evaluate is None else evaluate,
+        kafka=kafka_connection(args),
+        redis=redis_connection(args),
     )
-    return Monitor(settings, models, fallback, health=health.get)
+    return Monitor(settings, models, fallback, health=health.get,
+                   catalog=load_catalog(args.models_config))
 
 
 class _HealthBox:
@@ -143,6 +178,11 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.models_config)
     if catalog.max_horizon_ms > settings.window_ttl_ms:
         raise ConfigError("--window-ttl must exceed every model's window + retention")
+    if args.engine == "faust" and settings.kafka_connection.properties:
+        raise ConfigError("--engine faust does not take Kafka client settings (--kafka-config"
+                          ", DRIFTLINE_KAFKA_*): use --engine confluent")
+    check_redis_access(settings.redis_connection)
+    check_kafka(settings.kafka_connection)
     health = _HealthBox()
     monitor = monitor_from_args(args, health)  # validates the alerting config first
     monitor.start()

@@ -55,7 +55,8 @@ def test_drift_fires_then_resolves_read_by_kcat(
         [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common,
          "--topic", events, "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}",
          "--alerts-topic", alerts, "--models-config", str(models),
-         "--evaluate-interval", "1s", "--checkpoint-interval", "500ms", "--http-port", "0"],
+         "--evaluate-interval", "1s", "--checkpoint-interval", "500ms", "--http-port", "0",
+         "--evaluator-shards", "2"],
         tmp_path / "worker.log",
     )
     try:

@@ -28,11 +28,12 @@ def test_a_separate_evaluator_process_fires_the_alert(
         [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
          "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
          "--models-config", str(models), "--no-evaluate", "--checkpoint-interval", "500ms",
-         "--http-port", "-1"], tmp_path / "worker.log")
+         "--http-port", "-1", "--evaluator-shards", "2"], tmp_path / "worker.log")
     evaluator = Worker(
         [*CLI, "-v", "evaluator", "--kafka-bootstrap", kafka_bootstrap, *common,
          "--topic", events, "--alerts-topic", alerts, "--models-config", str(models),
-         "--evaluate-interval", "1s", "--http-port", "0"], tmp_path / "evaluator.log")
+         "--evaluate-interval", "1s", "--http-port", "0", "--evaluator-shards", "2"],
+        tmp_path / "evaluator.log")
     try:
         sim = subprocess.run(
             [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,

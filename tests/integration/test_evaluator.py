@@ -11,9 +11,9 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from alerts.evaluator import Evaluator, ModelRules
-from alerts.lease import Lease
 from alerts.message import decode
 from alerts.publish import KafkaAlertPublisher
+from alerts.shards import Fence, Owner, ShardGroup
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
 from sketches.store import ReferenceStore
@@ -76,14 +76,19 @@ def read_alerts(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     out: list[dict[str, object]] = []
     deadline = time.monotonic() + timeout
-    while len(out) < high and time.monotonic() < deadline:
+
+    def position() -> int:  # transaction markers take offsets too: read up to the end
+        return int(consumer.position([TopicPartition(topic, 0)])[0].offset)
+
+    while (high and position() < high) and time.monotonic() < deadline:
         for m in consumer.consume(100, timeout=1.0):
             assert not m.error()
             a = decode(m.value())
             assert m.key() == a.id.encode()
             out.append({"id": a.id, "state": a.state, "kind": a.kind, "column": a.column})
+    done = not high or position() >= high
     consumer.close()
-    assert len(out) == high
+    assert done
     return out
 
 
@@ -106,8 +111,8 @@ def test_fire_once_resolve_once_and_takeover(
     def evaluator(holder: str) -> Evaluator:
         return Evaluator(client, prefix=key_prefix,
                          models=[ModelRules("m", measure_ms=WINDOW_MS)],
-                         windows=WindowReader(store), references=refs,
-                         publishers=[publisher], lease=Lease(client, key_prefix, holder, 2000))
+                         windows=WindowReader(store), references=refs, publishers=[publisher],
+                         owner=Owner.static(client, key_prefix, holder=holder))
 
     first = evaluator("a")
     t0 = 1_800_000_000_000
@@ -119,12 +124,16 @@ def test_fire_once_resolve_once_and_takeover(
     assert {a.column for a in fired} == {"income"}
     assert first.run_once(now=3.0) == []  # still firing: no second message
 
-    # a second evaluator cannot evaluate while the first holds the lease
+    # a successor takes the model over (a new term, as after a rebalance): it knows the
+    # alert is firing, so it does not fire it again
     second = evaluator("b")
-    assert second.run_once(now=3.5) == [] and not second.is_leader
-    first.lease.release()  # the leader "dies"; b takes over with the stored state
-    assert second.run_once(now=4.0) == []  # knows the alert is firing: no re-fire
+    assert second.run_once(now=4.0) == []
     assert second.is_leader
+    # the replaced evaluator can no longer store alert state for the model
+    old = first.owner.token("m")
+    assert old is not None and old < (second.owner.token("m") or 0)
+    assert not first.owner.fence.write("m", old, values={first.result_key("m"): b"stale"})
+    assert client.get(first.result_key("m")) != b"stale"
 
     put_window(t0 + 2 * WINDOW_MS, 0.0)  # back to normal
     resolved = second.run_once(now=5.0)
@@ -153,7 +162,7 @@ def test_out_of_range_values_alert_as_data_quality(
     ev = Evaluator(client, prefix=key_prefix,
                    models=[ModelRules("m", measure_ms=WINDOW_MS, ranges={"age": (0.0, 120.0)})],
                    windows=WindowReader(store), references=refs, publishers=[publisher],
-                   lease=Lease(client, key_prefix, "a", 2000))
+                   owner=Owner.static(client, key_prefix))
     t0 = 1_800_000_000_000
     for i, bad_ages in enumerate(([], [150.0, 200.0], [])):
         prof = DatasetProfile()
@@ -173,49 +182,60 @@ def test_out_of_range_values_alert_as_data_quality(
     client.close()
 
 
-def test_a_leader_that_loses_its_lease_mid_evaluation_stops_publishing(
+def test_a_replaced_evaluator_cannot_publish_or_store(
     kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str  # type: ignore[no-untyped-def]
 ) -> None:
-    """An evaluation longer than the lease: another worker takes over between two models;
-    the old leader must not go on publishing (duplicate, contradictory alerts)."""
+    """An evaluator that stalls longer than its group allows (a pause, a GC, a frozen VM)
+    is replaced; when it wakes up mid-evaluation its alert transaction is refused by the
+    group coordinator (stale generation) and its state write by the fence: the alerts
+    topic never carries its messages beside its successor's."""
     rng = np.random.default_rng(5)
     alerts_topic = make_topic(1)
-    client, refs, store = stored(redis_url, key_prefix, rng, models=("m", "n"))
-    snap = store.load(0)
-    t0 = 1_800_000_000_000
-    for gen, model in enumerate(("m", "n")):  # both drifted
-        key = WindowKey(model, "7", t0)
-        store.write(Checkpoint(0, snap.epoch, 5000, t0 + WINDOW_MS - 1,
-                               Counters(ok={"m": 5000, "n": 5000}),
-                               {key: window(rng, 5000, 1.0)}, {key: t0 + WINDOW_MS},
-                               watermarks={"m": t0 + WINDOW_MS - 1, "n": t0 + WINDOW_MS - 1},
-                               generation=gen))
-    lease = Lease(client, key_prefix, "a", 60_000)
+    notices = make_topic(2, prefix="notices")
+    client, refs, store = stored(redis_url, key_prefix, rng)
+    write_window(store, store.load(0).epoch, 1_800_000_000_000, 5000, window(rng, 5000, 1.0))
+    group_id = f"eval-{uuid.uuid4().hex[:8]}"
 
-    class Stealing:
-        """References that hand the lease to worker b while model m is being evaluated."""
+    def member(holder: str) -> tuple[ShardGroup, Evaluator, KafkaAlertPublisher]:
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id,
+                             "enable.auto.commit": False, "session.timeout.ms": 6000,
+                             "heartbeat.interval.ms": 500, "max.poll.interval.ms": 6000,
+                             "partition.assignment.strategy": "cooperative-sticky"})
+        group = ShardGroup(consumer, notices, Owner(Fence(client, key_prefix), 2, holder))
+        publisher = KafkaAlertPublisher(
+            Producer(producer_config(kafka_bootstrap, "alerts",
+                                     **{"transactional.id": f"{group_id}-{holder}"})),
+            alerts_topic, timeout_s=10, commit=group.commit_into)
+        ev = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
+                       windows=WindowReader(store), references=refs, publishers=[publisher],
+                       owner=group.owner)
+        group.subscribe()
+        return group, ev, publisher
 
-        def get(self, model: str, version: str) -> object:
-            if model == "m":
-                client.delete(lease.key)
-                assert Lease(client, key_prefix, "b", 60_000).acquire() is not None
-            return refs.get(model, version)
+    def serve(group: ShardGroup, shards: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(group.owner.tokens) < shards:
+            assert time.monotonic() < deadline, "no assignment"
+            group.poll(0.2)
 
-    publisher = alert_publisher(kafka_bootstrap, alerts_topic)
-    first = Evaluator(client, prefix=key_prefix,
-                      models=[ModelRules("m", measure_ms=WINDOW_MS),
-                              ModelRules("n", measure_ms=WINDOW_MS),
-                              ModelRules("o", measure_ms=WINDOW_MS)],
-                      windows=WindowReader(store), references=Stealing(),  # type: ignore[arg-type]
-                      publishers=[publisher], lease=lease)
-    fired = first.run_once(now=1.0)
-    # the overrun is bounded to the model in progress (m); n, drifted too, is left to b
-    assert {a.model for a in fired} == {"m"}
-    assert not first.is_leader
+    a_group, a, _ = member("a")
+    serve(a_group, 2)
+    assert a_group.owner.token("m") is not None
+    # a is paused (no poll) past max.poll.interval.ms: the group gives its shards to b
+    b_group, b, b_pub = member("b")
+    serve(b_group, 2)
+    # a wakes up believing it still owns m: it evaluates, the drift fires, but the
+    # transaction is refused — nothing published — and nothing is stored
+    assert a_group.owner.token("m") is not None
+    assert a.run_once(now=1.0) == []
+    assert client.get(a.result_key("m")) is None
+    fired = b.run_once(now=2.0)  # the successor fires the alert, once
+    assert ("income", "firing") in {(x.column, x.state) for x in fired}
     messages = read_alerts(kafka_bootstrap, alerts_topic)
-    assert messages and all(m["id"].startswith("m/") for m in messages)  # type: ignore[union-attr]
-    publisher.close()
-    assert first.run_once(now=2.0) == [] and not first.is_leader
+    assert sorted(m["id"] for m in messages) == sorted(x.id for x in fired)  # type: ignore[type-var]
+    b_pub.close()
+    for g in (a_group, b_group):
+        g.consumer.close()
     client.close()
 
 
@@ -242,13 +262,13 @@ def test_an_incomplete_window_is_never_compared_as_if_whole(
     publisher = alert_publisher(kafka_bootstrap, alerts_topic)
     evaluator = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
                           windows=Incomplete(), references=refs,  # type: ignore[arg-type]
-                          publishers=[publisher], lease=Lease(client, key_prefix, "a", 2000))
+                          publishers=[publisher], owner=Owner.static(client, key_prefix))
     assert evaluator.run_once(now=1.0) == []
     [result] = evaluator.results()
     assert result.status == "incomplete"
     complete = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
                          windows=reader, references=refs, publishers=[publisher],
-                         lease=Lease(client, key_prefix, "a", 2000))
+                         owner=Owner.static(client, key_prefix))
     assert {a.column for a in complete.run_once(now=2.0)} == {"income"}  # whole: it fires
     publisher.close()
     client.close()

@@ -62,7 +62,7 @@ def test_failing_webhook_does_not_flood_the_alerts_topic(
     import numpy as np
 
     from alerts.evaluator import Evaluator, ModelRules
-    from alerts.lease import Lease
+    from alerts.shards import Owner
     from alerts.webhook import WebhookNotifier
     from sketches.retry import RetryPolicy
     from streams.reader import WindowReader
@@ -90,7 +90,7 @@ def test_failing_webhook_does_not_flood_the_alerts_topic(
     notifier.start()
     evaluator = Evaluator(client, prefix=key_prefix, models=[ModelRules("m", measure_ms=WINDOW_MS)],
                           windows=WindowReader(store), references=refs, publishers=[publisher],
-                          notifiers=[notifier], lease=Lease(client, key_prefix, "a", 5000))
+                          notifiers=[notifier], owner=Owner.static(client, key_prefix))
     try:
         fired = evaluator.run_once(now=1.0)
         assert ("income", "firing") in {(a.column, a.state) for a in fired}
