@@ -48,6 +48,10 @@ class ReferenceStore:
         self._client = client
         self._prefix = prefix
         self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}  # (digest, ref)
+        # MULTI only on a single Redis: on a Redis Cluster the blob, its digest and the
+        # index live in different slots (a reader seeing the blob before its digest only
+        # reads the blob once more)
+        self._atomic = not isinstance(client, redis.RedisCluster)
 
     def _key(self, model: str, version: str) -> str:
         return f"{self._prefix}:ref:v1:{model}:{version}"
@@ -60,7 +64,7 @@ class ReferenceStore:
         """Store ``reference`` for ``model``/``version``; returns its size in bytes. A digest
         of the bytes is stored beside them, so readers check a few bytes, not the blob."""
         blob = reference.to_bytes()
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=self._atomic)
         pipe.set(self._key(model, version), blob)
         pipe.set(self._digest_key(model, version), _digest(blob))
         pipe.sadd(self._index, f"{model}:{version}")
@@ -105,7 +109,7 @@ class ReferenceStore:
         return ref
 
     def delete(self, model: str, version: str = DEFAULT_VERSION) -> bool:
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=self._atomic)
         pipe.delete(self._key(model, version))
         pipe.srem(self._index, f"{model}:{version}")
         pipe.delete(self._digest_key(model, version))

@@ -7,16 +7,17 @@ trust or present (``ca_file``; ``cert_file`` + ``key_file`` for mutual TLS). Eve
 — worker, evaluator, CLI — builds its clients with :func:`connect_redis`, so a setting
 works everywhere or nowhere. :attr:`RedisConnection.safe_url` is what messages show.
 
-Redis Cluster: ``cluster=True`` is the switch for ``redis.RedisCluster`` (every partition's
-keys already share a ``{pN}`` hash tag); it is refused until the state store's scripts are
-proven on a real cluster.
+Redis Cluster: ``cluster=True`` (``--redis-cluster``) makes a ``redis.RedisCluster`` from a
+node's URL. Every atomic write touches one slot: a partition's checkpoint keys share the
+hash tag ``{P:T:p<n>}``, a model's alert state, fence and compacted records share
+``{P:<model>}``; everything else is single-key or a non-transactional pipeline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -89,10 +90,16 @@ def connect_redis(conn: RedisConnection | str, **options: Any) -> redis.Redis:
     sent until the first command."""
     if isinstance(conn, str):
         conn = RedisConnection(conn)
-    if conn.cluster:
-        raise ConfigError("Redis Cluster (--redis-cluster) is not supported yet: point "
-                          "--redis-url at a single Redis or a proxy")
     try:
+        if conn.cluster:  # discovers the nodes at once (not lazy)
+            options.pop("health_check_interval", None)
+            try:
+                # the same client interface for every caller (redis-py has no common base)
+                return cast(redis.Redis, redis.RedisCluster.from_url(
+                    conn.url, **conn.client_kwargs(), **options))
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+                raise ConfigError(f"--redis-cluster: cannot reach the Redis Cluster at "
+                                  f"{conn.safe_url}: {_scrub(str(exc), conn)}") from None
         return redis.Redis.from_url(conn.url, **conn.client_kwargs(), **options)
     except ValueError as exc:  # a malformed URL; never echo it with its password
         raise ConfigError(f"--redis-url {conn.safe_url!r}: {_scrub(str(exc), conn)}") from None

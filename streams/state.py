@@ -53,6 +53,7 @@ REDIS_TRANSIENT: Final[tuple[type[BaseException], ...]] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
     ConnectionResetError,
 )
 """Errors worth waiting out (Redis down, restarting, loading its AOF)."""

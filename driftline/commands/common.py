@@ -52,6 +52,8 @@ def add_redis_security_options(p: argparse.ArgumentParser) -> None:
     add_option(g, "--redis-ca-file", help="CA certificate(s) to verify a rediss:// server")
     add_option(g, "--redis-cert-file", help="client certificate for mutual TLS")
     add_option(g, "--redis-key-file", help="client private key for mutual TLS")
+    add_option(g, "--redis-cluster", help="--redis-url is a node of a Redis Cluster (the "
+               "other nodes are discovered)", default=False, type=bool)
 
 
 def add_kafka_options(p: argparse.ArgumentParser) -> None:
@@ -114,6 +116,7 @@ def redis_connection(args: argparse.Namespace) -> RedisConnection:
         ca_file=getattr(args, "redis_ca_file", None) or None,
         cert_file=getattr(args, "redis_cert_file", None) or None,
         key_file=getattr(args, "redis_key_file", None) or None,
+        cluster=bool(getattr(args, "redis_cluster", False)),
     )
 
 

@@ -111,8 +111,9 @@ def test_redis_factory_acl_and_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         RedisConnection("rediss://h/0", cert_file=str(ca))
     with pytest.raises(ConfigError, match="expected redis://"):
         RedisConnection("http://h/0")
-    with pytest.raises(ConfigError, match="Cluster"):
-        connect_redis(RedisConnection("redis://h/0", cluster=True))
+    with pytest.raises(ConfigError, match="cannot reach the Redis Cluster"):
+        connect_redis(RedisConnection("redis://:pw@127.0.0.1:1/0", cluster=True),
+                      socket_connect_timeout=1)
     pw = tmp_path / "pw"
     pw.write_text("from-file\n")
     args = argparse.Namespace(redis_url="rediss://h/0", redis_username="svc",
