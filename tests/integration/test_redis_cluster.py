@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import socket
@@ -29,16 +30,27 @@ pytestmark = pytest.mark.integration
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that is free together with its cluster bus port (port + 10000)."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20_000, 30_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+            return port
+        except OSError:
+            continue
 
 
 @pytest.fixture(scope="module")
 def cluster_url() -> Iterator[str]:
     """Three cluster-enabled redis-servers joined into one cluster; a node's URL."""
     workdir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
-    ports = [free_port() for _ in range(3)]
+    ports: list[int] = []
+    while len(ports) < 3:
+        if (port := free_port()) not in ports:
+            ports.append(port)
     procs = [subprocess.Popen(
         ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
          "--cluster-config-file", f"nodes-{p}.conf", "--save", "", "--appendonly", "no",
