@@ -20,6 +20,9 @@ HELM_VERSION=${HELM_VERSION:-v3.19.0}
 CACHE=${DRIFTLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/driftline}
 BIN=$repo/.tools/bin
 mkdir -p "$BIN" "$CACHE"
+# one build at a time: `make test` starts one in the background, `integration` waits here
+exec 9>"$CACHE/.deploytools.lock"
+flock 9
 
 helm_tool() {
   local d=$CACHE/helm-$HELM_VERSION
