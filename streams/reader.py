@@ -32,6 +32,8 @@ class Merged:
 
 READ_CHUNK = 256
 """Blobs fetched per round trip (a first evaluation of many models reads them all)."""
+MODEL_CHUNK = 16
+"""Models read and merged together: bounds the live sketches of a first evaluation."""
 
 
 class Item(NamedTuple):
@@ -130,14 +132,26 @@ class WindowReader:
                     m.incomplete = True
         for item, pairs in parts.items():
             sources[item] = tuple(sorted(pairs))
-        fresh = self._items(sources, set(measures))
-        groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
-        for item in sources:
-            if item in self._cache:  # (blobs that expired meanwhile are left out)
-                groups[(item.model, item.version)].append(item)
-        for (model, version), items in groups.items():
-            items.sort(key=lambda i: (i.start_ms, i.source))
-            merged[model].versions[version] = self._merge(model, version, items, fresh)
+        by_model: dict[str, dict[Item, Signature]] = defaultdict(dict)
+        for item, signature in sources.items():
+            by_model[item.model][item] = signature
+        for model in set(measures) - set(by_model):
+            self.forget([model])  # nothing stored in its window any more
+        names = sorted(by_model)
+        reads = 0
+        for i in range(0, len(names), MODEL_CHUNK):  # a batch of models at a time: what is
+            chunk = names[i:i + MODEL_CHUNK]       # read and merged fresh stays bounded
+            batch = {item: sig for m in chunk for item, sig in by_model[m].items()}
+            fresh = self._items(batch, set(chunk))
+            reads += self.reads
+            groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
+            for item in batch:
+                if item in self._cache:  # (blobs that expired meanwhile are left out)
+                    groups[(item.model, item.version)].append(item)
+            for (model, version), items in groups.items():
+                items.sort(key=lambda it: (it.start_ms, it.source))
+                merged[model].versions[version] = self._merge(model, version, items, fresh)
+        self.reads = reads
         return {model: m for model, m in merged.items() if m.versions}
 
     def _merge(self, model: str, version: str, items: list[Item],
