@@ -17,14 +17,28 @@ FloatArray = npt.NDArray[np.float64]
 class Distribution:
     """Weighted empirical distribution with a documented rank error ``epsilon``."""
 
-    __slots__ = ("cum", "epsilon", "items", "n")
+    __slots__ = ("cdf_epsilon", "cum", "epsilon", "items", "n", "w1_bound")
 
-    def __init__(self, items: FloatArray, cum: FloatArray, n: int, epsilon: float) -> None:
-        """``items`` sorted and unique; ``cum[i]`` = share of the distribution <= items[i]."""
+    def __init__(
+        self,
+        items: FloatArray,
+        cum: FloatArray,
+        n: int,
+        epsilon: float,
+        cdf_epsilon: float | None = None,
+    ) -> None:
+        """``items`` sorted and unique; ``cum[i]`` = share of the distribution <= items[i].
+        ``epsilon`` bounds the error of any interval's share (KLL's double-sided, PMF
+        error); ``cdf_epsilon`` that of the CDF at any point (single-sided; defaults to
+        ``epsilon``)."""
         self.items = items
         self.cum = cum
         self.n = n
         self.epsilon = epsilon
+        self.cdf_epsilon = epsilon if cdf_epsilon is None else min(cdf_epsilon, epsilon)
+        self.w1_bound: float | None = None
+        """Cache of the bound on the Wasserstein distance between this sketch and its data
+        (``numeric_bounds.sketch_w1_bound``): a reference's is computed once."""
 
     @property
     def empty(self) -> bool:

@@ -75,7 +75,7 @@ def numeric_metrics(
         return out
     rd = ref_dist or ref.distribution()
     cd = cur_dist or cur.distribution()
-    eps = rd.epsilon + cd.epsilon
+    eps = rd.cdf_epsilon + cd.cdf_epsilon  # CDF queries: KLL's single-sided error
 
     points = np.union1d(rd.items, cd.items)
     diff = np.abs(rd.cdf(points) - cd.cdf(points))
@@ -85,20 +85,32 @@ def numeric_metrics(
 
     edges = psi_edges(rd)
     p, q = bin_shares(rd, edges), bin_shares(cd, edges)
-    er, ec = rd.epsilon, cd.epsilon
+    er, ec = nb.share_errors(rd, p.size), nb.share_errors(cd, q.size)
     out.metrics["psi"] = MetricValue(stats.psi(p, q), nb.psi_bound(p, q, er, ec))
     out.metrics["js"] = MetricValue(stats.js_distance(p, q), nb.js_bound(p, q, er, ec))
 
     scale = _scale(ref, cur)
-    w = float(np.sum(diff[:-1] * np.diff(points))) / scale if points.size > 1 else 0.0
-    assert ref.min is not None and ref.max is not None
-    assert cur.min is not None and cur.max is not None
-    w_err = nb.wasserstein_error(rd, cd, (ref.min, ref.max), (cur.min, cur.max))
-    out.metrics["wasserstein"] = MetricValue(w, w_err / scale)
+    assert ref.min is not None and ref.max is not None and ref.mean is not None
+    assert cur.min is not None and cur.max is not None and cur.mean is not None
+    sides = _side_w1(ref, rd) + _side_w1(cur, cd)
+    w, w_err = nb.wasserstein(
+        rd, cd, (ref.min, ref.max), (cur.min, cur.max), cur.mean - ref.mean, sides
+    )
+    out.metrics["wasserstein"] = MetricValue(w / scale, w_err / scale)
 
     assert ref.mean is not None and cur.mean is not None
     out.metrics["mean_shift"] = MetricValue(abs(cur.mean - ref.mean) / scale, 0.0)
     return out
+
+
+def _side_w1(prof: NumericProfile, dist: Distribution) -> float:
+    """``int |F - F_hat|`` bound of one side, cached on its distribution. The two sides'
+    bounds add up to a bound on the Wasserstein estimate's error (triangle inequality)."""
+    if dist.w1_bound is None:
+        assert prof.min is not None and prof.max is not None
+        assert prof.mean is not None and prof.variance is not None
+        dist.w1_bound = nb.sketch_w1_bound(dist, prof.min, prof.max, prof.mean, prof.variance)
+    return dist.w1_bound
 
 
 def _scale(ref: NumericProfile, cur: NumericProfile) -> float:

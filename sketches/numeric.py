@@ -152,6 +152,14 @@ class NumericProfile(ColumnProfile):
             return 0.0
         return float(self._kll.normalized_rank_error(True))
 
+    @property
+    def cdf_error(self) -> float:
+        """Single-sided normalised rank error bound (99 % confidence) of the CDF at any
+        point, i.e. of ``get_rank`` / ``get_cdf``; 0 while exact."""
+        if not self._kll.is_estimation_mode():
+            return 0.0
+        return float(self._kll.normalized_rank_error(False))
+
     def quantiles(self, qs: FloatArray | list[float]) -> list[float]:
         """Quantiles at ranks ``qs`` (each within ``rank_error`` in rank); [] when empty."""
         if self._count == 0:
@@ -171,12 +179,12 @@ class NumericProfile(ColumnProfile):
         parsed = kll_items.items_and_weights(self._kll.serialize())
         if parsed is not None:  # one array read, no Python loop
             items, cum = kll_items.weighted_cdf(*parsed)
-            return Distribution(items, cum, self._count, self.rank_error)
+            return Distribution(items, cum, self._count, self.rank_error, self.cdf_error)
         # The bindings' iterator reports weight 1 for every item (datasketches 5.2), so
         # the weights come from get_cdf at the retained items (passed as a list: fast).
         items = np.unique(np.fromiter((item for item, _w in self._kll), dtype=np.float64))
         cum = np.asarray(self._kll.get_cdf(items.tolist(), True)[:-1], dtype=np.float64)
-        return Distribution(items, cum, self._count, self.rank_error)
+        return Distribution(items, cum, self._count, self.rank_error, self.cdf_error)
 
     # --------------------------------------------------------------- bytes
     def to_bytes(self) -> bytes:

@@ -63,35 +63,54 @@ def box_range(
     return lo, hi
 
 
-def perturbed_bound(
-    fn: Callable[[FloatArray, FloatArray], float],
-    cdf_p: FloatArray,
-    cdf_q: FloatArray,
-    eps_p: float,
-    eps_q: float,
-) -> float:
-    """Error bound of a binned divergence when each CDF value may be off by eps.
+def box_sum_max(
+    fc: FloatArray, pc: FloatArray, qc: FloatArray, sp: float, sq: float,
+    free_p: bool = True, free_q: bool = True,
+) -> float:  # fmt: skip
+    """Upper bound on ``max sum_i f_i(p_i, q_i)`` over boxes with ``sum p = sp`` and
+    ``sum q = sq``, each ``f_i`` convex. ``fc[j, i]`` is ``f_i`` at corner ``j`` of box
+    ``i``, whose coordinates are ``pc[j, i]``, ``qc[j, i]``. Weak Lagrangian duality: for
+    all ``(lam, mu)`` the maximum is at most ``lam sp + mu sq + sum_i max_j (fc - lam pc -
+    mu qc)`` (a convex function minus a linear one peaks at a corner), so every evaluated
+    pair gives a valid bound; the dual is convex and is minimised by golden-section search
+    per multiplier (a side whose sum is not constrained keeps its multiplier at 0)."""
 
-    ``cdf_p`` / ``cdf_q`` are the two CDFs at the bin edges; ``fn`` takes bin shares.
-    The CDFs are pushed apart (and together) by their rank errors edge by edge, the
-    bins recomputed and ``fn`` re-evaluated; the larger change is the bound. This is
-    the directional worst case for divergences that grow as the CDFs separate.
-    """
+    def dual(lam: float, mu: float) -> float:
+        return lam * sp + mu * sq + float(np.max(fc - lam * pc - mu * qc, axis=0).sum())
 
-    def shares(cdf: FloatArray) -> FloatArray:
-        c = np.maximum.accumulate(np.clip(cdf, 0.0, 1.0))
-        return np.diff(np.concatenate(([0.0], c, [1.0])))
+    def along_p(mu: float) -> Callable[[float], float]:
+        return lambda x: dual(x, mu)
 
-    base = fn(shares(cdf_p), shares(cdf_q))
-    if eps_p == 0 and eps_q == 0:
-        return 0.0
-    sign = np.sign(cdf_q - cdf_p)
-    apart = fn(shares(cdf_p - sign * eps_p), shares(cdf_q + sign * eps_q))
-    gap = np.abs(cdf_q - cdf_p) / 2
-    together = fn(
-        shares(cdf_p + sign * np.minimum(gap, eps_p)), shares(cdf_q - sign * np.minimum(gap, eps_q))
-    )
-    return max(0.0, apart - base, base - together)
+    def along_q(lam: float) -> Callable[[float], float]:
+        return lambda x: dual(lam, x)
+
+    lam = mu = 0.0
+    best = dual(0.0, 0.0)
+    for _ in range(3 if free_p and free_q else 1):
+        if free_p:
+            lam = golden_min(along_p(mu), -8.0, 2.0)
+            best = min(best, dual(lam, mu))
+        if free_q:
+            mu = golden_min(along_q(lam), -8.0, 2.0)
+            best = min(best, dual(lam, mu))
+    return best
+
+
+def golden_min(fn: Callable[[float], float], a: float, b: float, iters: int = 40) -> float:
+    """Minimiser of a convex function on [a, b] by golden-section search."""
+    g = (math.sqrt(5) - 1) / 2
+    x1, x2 = b - g * (b - a), a + g * (b - a)
+    f1, f2 = fn(x1), fn(x2)
+    for _ in range(iters):
+        if f1 <= f2:
+            b, x2, f2 = x2, x1, f1
+            x1 = b - g * (b - a)
+            f1 = fn(x1)
+        else:
+            a, x1, f1 = x1, x2, f2
+            x2 = a + g * (b - a)
+            f2 = fn(x2)
+    return x1 if f1 <= f2 else x2
 
 
 def ks_pvalue(d: float, n1: int, n2: int) -> float:

@@ -18,8 +18,11 @@ true count ``<= e`` on a sketch side (it is untracked there) — the "cap" used 
 Point estimates (``hat``): exact counts; for tracked categories the middle of the
 interval (error <= e/2); for categories the other side names but this sketch does not
 track, the sketch's untracked remainder spread evenly over the categories it does not
-track (HLL distinct count minus tracked), capped at ``e``. Shares are counts / n (n is
-exact on both sides).
+track (HLL distinct count minus tracked), capped at ``e``; when the support names more such
+categories than that, each occurs with chance ``present`` (their count over the untracked
+distinct count) and ``hat`` is the mean, so the estimates never add up past ``n``. The JS
+estimate takes the expectation over that chance (``categorical_metrics.js``).
+Shares are counts / n (n is exact on both sides).
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ class Side:
     out_hat: float
     cap: float
     """Largest share any category outside the support can have on this side (0: exact)."""
+    untracked: FloatArray | None = None
+    """Sketch side: 1.0 where this side does not track a support category, else 0.0."""
+    present: float = 1.0
+    """Chance that an untracked support category occurs on this side at all."""
+    share_if_present: float = 0.0
+    """Its share when it does (the untracked remainder over the untracked distinct count)."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +91,23 @@ def _side(prof: Profile, keys: list[str], own: set[str]) -> Side:
     err = prof.max_error
     tracked = np.array([k in own for k in keys], dtype=bool)
     hat = np.where(tracked, (lo + hi) / 2, 0.0)
-    untracked_keys = max(1.0, prof.distinct - len(own))
+    # The untracked remainder is shared by the untracked categories (HLL distinct count
+    # beyond the tracked ones), each up to max_error. When the support names more
+    # categories this side does not track than that, each of them occurs here only with
+    # chance ``present``; the mean (``hat``) never adds up past n.
+    distinct_untracked = max(1.0, prof.distinct - len(own))
+    k_untracked = float(np.count_nonzero(~tracked))
     rest = max(0.0, n - float(hat.sum()))
-    per_key = min(err, rest / untracked_keys)
-    hat = np.where(tracked, hat, per_key)
+    per_key = min(err, rest / distinct_untracked)
+    present = min(1.0, distinct_untracked / k_untracked) if k_untracked else 1.0
+    hat = np.where(tracked, hat, present * per_key)
     out_lo = min(float(n), max(0.0, n - float(hi.sum())))
     out_hi = min(float(n), max(0.0, n - float(lo.sum())))
     out_hat = min(out_hi, max(out_lo, n - float(hat.sum())))
-    return Side(n, False, lo / n, hi / n, hat / n, out_lo / n, out_hi / n, out_hat / n, err / n)
+    return Side(
+        n, False, lo / n, hi / n, hat / n, out_lo / n, out_hi / n, out_hat / n, err / n,
+        (~tracked).astype(np.float64), present, per_key / n,
+    )  # fmt: skip
 
 
 def common_support(ref: Profile, cur: Profile) -> Support:
