@@ -1,11 +1,13 @@
 """The monitoring side of a worker process: evaluator loop, metrics and HTTP API.
 
-Every worker runs one :class:`Monitor` beside its stream runner. All of them serve
-``/metrics``, ``/healthz``, ``/readyz`` and ``/models``; only the one holding the
-evaluator lease evaluates, publishes alerts and reports the global figures (drift,
-alerts firing, ``driftline_events_total`` summed over all partitions from Redis), so a
-Prometheus summing over workers never double counts. Each worker reports its own lag
-and flush duration.
+Every worker (and every ``driftline evaluator``) runs one :class:`Monitor`. All of them
+serve ``/metrics``, ``/healthz``, ``/readyz`` and ``/models``. Evaluating ones join the
+evaluator group (:mod:`alerts.shards`): each evaluates, alerts on and reports the drift
+figures of the models of the shards it owns; the owner of shard 0 also reports the totals
+(``driftline_events_total`` summed over all partitions from Redis), so a Prometheus
+summing over processes never double counts. Each worker reports its own lag and flush
+duration. At each full sweep the evaluator also compacts its models' closed windows and
+rolls them up (:mod:`streams.compaction`).
 
 Which models are evaluated: those listed in the models file, plus every model with a
 reference in Redis (with the file's default rules).

@@ -4,8 +4,9 @@ It evaluates every model (the models file's, plus every model with a reference),
 the alert state machine, publishes alerts and serves ``/metrics``, ``/readyz`` and the
 JSON API — what a worker does besides ingest, without competing with an ingest loop for
 the interpreter. Run workers with ``--no-evaluate`` beside it. Several evaluators may run:
-one at a time holds the lease (fenced writes; renewed before each model), the others take
-over when it dies.
+they form one Kafka consumer group on ``<topic>.notices`` whose partitions are the
+evaluator shards, so the models are spread over them and a dead one's shards move to the
+others (fenced in Kafka and Redis, see :mod:`alerts.shards`).
 """
 
 from __future__ import annotations
