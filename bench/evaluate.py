@@ -53,10 +53,11 @@ from bench._results import write_section
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
 from sketches.store import ReferenceStore
-from streams.compaction import Compactor, ModelSpan, TierStore
+from streams.compaction import Compactor, ModelSpan
 from streams.core import Checkpoint
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
+from streams.tiers import TierStore
 from streams.windows import Counters, WindowKey
 
 COLUMNS, WINDOWS = 20, 12

@@ -34,8 +34,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._results import write_section
-from streams.compaction import TierStore
 from streams.state import RedisStateStore
+from streams.tiers import TierStore
 
 MODEL = "soak"
 WINDOW_MS = 300_000

@@ -38,7 +38,7 @@ from alerts.webhook import WebhookNotifier
 from driftline.alerting import check_columns, for_model
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
-from streams.compaction import DEFAULT_DAILY_MS, DEFAULT_HOURLY_MS, Compactor, TierStore
+from streams.compaction import Compactor
 from streams.health import WorkerHealth
 from streams.kafka_config import KafkaConnection, client_config
 from streams.notices import DEFAULT_SHARDS, ensure_topic, notices_topic
@@ -46,6 +46,7 @@ from streams.produce import producer_config
 from streams.reader import WindowReader
 from streams.redis_client import RedisConnection, connect_redis
 from streams.state import RedisStateStore
+from streams.tiers import DEFAULT_DAILY_MS, DEFAULT_HOURLY_MS, TierStore
 from streams.windows import ModelCatalog
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 from sketches.profile import DatasetProfile
-from streams.compaction import Record, TierStore, included, parse_contributors
 from streams.core import NO_WATERMARK, PartitionSnapshot
 from streams.state import RedisStateStore
+from streams.tiers import Record, TierStore, included, parse_contributors
 from streams.windows import Counters, WindowKey
 
 

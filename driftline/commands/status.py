@@ -25,7 +25,7 @@ from driftline.commands.common import add_redis_options, redis_client
 from driftline.options import add_option
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
-from streams.compaction import TierStore
+from streams.tiers import TierStore
 
 VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "yellow"}
 

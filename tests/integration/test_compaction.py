@@ -13,10 +13,11 @@ from alerts.shards import Fence
 from driftline.commands.status import storage_line
 from sketches.numeric import NumericProfile
 from sketches.profile import DatasetProfile
-from streams.compaction import DAY_MS, Compactor, ModelSpan, Record, TierStore
+from streams.compaction import Compactor, ModelSpan
 from streams.core import Checkpoint
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
+from streams.tiers import DAY_MS, Record, TierStore
 from streams.windows import Counters, WindowKey
 from tests.streamutil import T0
 

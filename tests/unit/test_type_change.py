@@ -6,7 +6,8 @@ import itertools
 
 import numpy as np
 
-from alerts.evaluator import _report_checks, merge_typed
+from alerts.evaluator import merge_typed
+from alerts.outcome import report_checks
 from sketches.drift import compare_profiles
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
@@ -31,7 +32,7 @@ def test_a_type_change_fires_type_mismatch() -> None:
     col = report.columns["x"]
     assert col.verdict == "drift" and "type_mismatch" in col.fired
     assert any("type changed" in r for r in col.reasons)
-    checks = {(c.column, c.metric): c for c in _report_checks(report)}
+    checks = {(c.column, c.metric): c for c in report_checks(report)}
     assert checks[("x", "type_mismatch")].breached is True
     assert checks[("x", "type_mismatch")].value.value == 1.0  # type: ignore[union-attr]
 

@@ -1,0 +1,153 @@
+"""What one evaluation decides and says: the checks (one per column and metric, each
+driving one alert), the alert messages and the stored :class:`ModelResult`.
+
+Pure functions of a drift report, a model's rules and the measurement; the
+:class:`~alerts.evaluator.Evaluator` sequences them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from alerts.machine import Emit, Track
+from alerts.message import Alert, Window, alert_id, rfc3339
+from alerts.results import ColumnResult, MetricResult, ModelResult
+from sketches.drift import DriftReport
+from sketches.numeric import NumericProfile
+from sketches.profile import DatasetProfile
+from sketches.ranges import breaches as range_breaches
+from sketches.ranges import out_of_range
+from sketches.types import MetricValue
+
+if TYPE_CHECKING:
+    from alerts.evaluator import Measurement, ModelRules
+
+QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen", "out_of_range"})
+LATENCY_COLUMN = "latency_ms"
+LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One (column, metric) decision of an evaluation: what drives one alert."""
+
+    column: str
+    metric: str
+    value: MetricValue | None
+    threshold: float
+    breached: bool | None  # None: not enough data
+
+    @property
+    def quality(self) -> bool:
+        return self.metric in QUALITY_METRICS
+
+
+def report_checks(report: DriftReport) -> list[Check]:
+    return [
+        Check(col.name, metric, col.metrics.get(metric), threshold,
+              None if col.verdict == "insufficient_data" else metric in col.fired)
+        for col in report.columns.values()
+        for metric, threshold in col.thresholds.items()
+    ]
+
+
+def range_checks(cfg: ModelRules, current: DatasetProfile) -> list[Check]:
+    checks = []
+    for column, (lo, hi) in cfg.ranges.items():
+        value = out_of_range(current.columns.get(column), lo, hi)
+        breached = None if value is None else range_breaches(value, cfg.max_out_of_range)
+        checks.append(Check(column, "out_of_range", value, cfg.max_out_of_range, breached))
+    return checks
+
+
+def build_alert(
+    cfg: ModelRules, version: str, m: Measurement, check: Check, new: Track, old: Track,
+    emit: Emit, severity: str, now: float, rows: int,
+) -> Alert:
+    value = None if check.value is None else round(check.value.value, 6)
+    firing = emit is not Emit.RESOLVED
+    since = new.since if firing else old.since
+    span = _span((m.end_ms - m.start_ms) / 1000)
+    what = "data quality" if check.quality else "drifted"
+    shown = "n/a" if value is None else f"{value:.4g}"
+    if firing:
+        summary = (f"{check.column} {what}: {check.metric} {shown} >= {check.threshold:.4g} "
+                   f"over the last {span} (n={rows})")
+    else:
+        summary = (f"{check.column} back to normal: {check.metric} {shown} < "
+                   f"{check.threshold:.4g} over the last {span}")
+    return Alert(
+        id=alert_id(cfg.model, check.column, check.metric),
+        state="firing" if firing else "resolved",
+        severity=severity,
+        kind="data_quality" if check.quality else "drift",
+        model=cfg.model,
+        version=version,
+        column=check.column,
+        metric=check.metric,
+        value=value,
+        threshold=check.threshold,
+        window=Window(rfc3339(m.start_ms / 1000), rfc3339(m.end_ms / 1000)),
+        since=rfc3339(since) if since is not None else None,
+        ts=rfc3339(now),
+        summary=summary,
+        repeat=emit is Emit.REPEAT,
+    )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+def latency(profile: DatasetProfile) -> dict[str, float]:
+    col = profile.columns.get(LATENCY_COLUMN)
+    if not isinstance(col, NumericProfile) or col.count == 0:
+        return {}
+    values = col.quantiles(list(LATENCY_QUANTILES))
+    return {str(q): float(v) for q, v in zip(LATENCY_QUANTILES, values, strict=True)}
+
+
+def build_result(
+    model: str, version: str, m: Measurement, report: DriftReport, checks: list[Check],
+    now: float, firing: dict[str, str], latency: dict[str, float],
+) -> ModelResult:
+    metrics: dict[str, dict[str, MetricResult]] = {}
+    for c in checks:
+        if c.value is not None:
+            metrics.setdefault(c.column, {})[c.metric] = MetricResult(
+                c.value.value, c.value.error_bound, c.threshold, c.breached)
+    columns = {
+        c.name: ColumnResult(
+            column=c.name, type=str(c.type), count=c.count,
+            null_ratio=c.null_ratio if c.rows else None, verdict=c.verdict,
+            metrics={
+                **{k: MetricResult(v.value, v.error_bound, None, None)
+                   for k, v in c.metrics.items()},
+                **metrics.get(c.name, {}),
+            },
+            reasons=list(c.reasons),
+        )
+        for c in report.columns.values()
+        if c.name != LATENCY_COLUMN
+    }
+    for col in columns.values():
+        if any(mr.breached for mr in col.metrics.values()) and col.verdict != "drift":
+            columns[col.column] = msgspec.structs.replace(
+                col, verdict="drift", reasons=[*col.reasons, "out of its allowed range"])
+    verdicts = {c.verdict for c in columns.values()}
+    status = "drift" if "drift" in verdicts else (
+        "insufficient_data" if verdicts and verdicts <= {"insufficient_data"} else "ok")
+    if m.incomplete:
+        status = "incomplete"
+    return ModelResult(
+        model=model, version=version, status=status, window_start=m.start_ms / 1000,
+        window_end=m.end_ms / 1000, rows=report.rows, evaluated_at=now, columns=columns,
+        firing=sorted(firing), severities=firing, latency_ms=latency,
+    )

@@ -1,0 +1,173 @@
+"""Model-level window records of one topic: compacted windows and their roll-ups.
+
+Written by :class:`streams.compaction.Compactor` (fenced, atomic scripts), read by
+:class:`streams.reader.WindowReader`.
+
+Keys (``P`` prefix, ``T`` topic, ``M`` model)::
+
+    P:v1:{P:M}:T:cidx          zset  "tier|version|start" -> start
+    P:v1:{P:M}:T:cmeta         hash  member -> contributors JSON {"p": gen} (tier w), or
+                                     "#" + a digest of the bytes (roll-ups)
+    P:v1:{P:M}:T:c:<member>    string  DatasetProfile bytes (wall-clock TTL as a backstop)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, NamedTuple
+
+import redis
+
+from streams.state import SCHEME
+
+HOUR_MS: Final = 3_600_000
+DAY_MS: Final = 24 * HOUR_MS
+DEFAULT_HOURLY_MS: Final = 7 * DAY_MS
+DEFAULT_DAILY_MS: Final = 90 * DAY_MS
+TIERS: Final = ("w", "h", "d")
+
+# KEYS: fence, cidx, cmeta, blob keys set (nset), blob keys deleted (ndel)
+# ARGV: token, nset, ndel, ncas, ttl_ms; per set: member, start, blob, meta ('' none);
+#       per delete: member; per check: member, expected meta ('' absent)
+_WRITE_LUA: Final = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local token = tonumber(ARGV[1])
+if token < cur then return 0 end
+local nset, ndel, ncas = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = 6 + 4 * nset + ndel
+for _ = 1, ncas do
+  local got = redis.call('HGET', KEYS[3], ARGV[a]) or ''
+  if got ~= ARGV[a + 1] then return 2 end
+  a = a + 2
+end
+if token > cur then redis.call('SET', KEYS[1], token) end
+a = 6
+for i = 1, nset do
+  redis.call('SET', KEYS[3 + i], ARGV[a + 2], 'PX', ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[a + 1], ARGV[a])
+  if ARGV[a + 3] ~= '' then redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 3])
+  else redis.call('HDEL', KEYS[3], ARGV[a]) end
+  a = a + 4
+end
+for i = 1, ndel do
+  redis.call('DEL', KEYS[3 + nset + i])
+  redis.call('ZREM', KEYS[2], ARGV[a])
+  redis.call('HDEL', KEYS[3], ARGV[a])
+  a = a + 1
+end
+return 1
+"""
+
+
+class Record(NamedTuple):
+    """One model-level record: a compacted window (``w``) or a roll-up (``h``, ``d``)."""
+
+    tier: str
+    version: str
+    start_ms: int
+
+    def encode(self) -> str:
+        return f"{self.tier}|{self.version}|{self.start_ms}"
+
+    @classmethod
+    def decode(cls, text: str) -> Record:
+        tier, version, start = text.split("|")
+        return cls(tier, version, int(start))
+
+
+def contributors_text(parts: Mapping[int, int]) -> str:
+    return json.dumps({str(p): g for p, g in sorted(parts.items())}, separators=(",", ":"))
+
+
+def parse_contributors(text: str | bytes | None) -> dict[int, int]:
+    if not text:
+        return {}
+    return {int(p): int(g) for p, g in json.loads(text).items()}
+
+
+def included(partition: int, contributors: Mapping[int, int]) -> bool:
+    """Whether a partition blob of a compacted window is already counted in the record:
+    any blob of a contributor is (see the module doc), a newcomer's is not."""
+    return partition in contributors
+
+
+class TierStore:
+    """The model-level records of one topic (see the module doc for keys)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, topic: str,
+                 ttl_ms: int = 7 * DAY_MS) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.topic = topic
+        self.ttl_ms = ttl_ms
+        self._script = client.register_script(_WRITE_LUA)
+
+    def _base(self, model: str) -> str:
+        return f"{self.prefix}:{SCHEME}:{{{self.prefix}:{model}}}:{self.topic}"
+
+    def index_key(self, model: str) -> str:
+        return self._base(model) + ":cidx"
+
+    def meta_key(self, model: str) -> str:
+        return self._base(model) + ":cmeta"
+
+    def blob_key(self, model: str, record: Record) -> str:
+        return f"{self._base(model)}:c:{record.encode()}"
+
+    def records(self, model: str, min_start_ms: int = 0, max_start_ms: int | None = None
+                ) -> dict[Record, str]:
+        """Records of ``model`` starting in the range -> their meta ('' for roll-ups)."""
+        members: list[bytes] = self.client.zrangebyscore(  # type: ignore[assignment]
+            self.index_key(model), min_start_ms, "+inf" if max_start_ms is None else max_start_ms)
+        if not members:
+            return {}
+        metas: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
+            self.meta_key(model), members)
+        return {Record.decode(m.decode()): (v.decode() if v else "")
+                for m, v in zip(members, metas, strict=True)}
+
+    def blobs(self, model: str, records: Iterable[Record]) -> dict[Record, bytes]:
+        wanted = list(records)
+        if not wanted:
+            return {}
+        raw = self.client.mget([self.blob_key(model, r) for r in wanted])
+        return {r: b for r, b in zip(wanted, raw, strict=True) if isinstance(b, bytes)}
+
+    def usage_key(self, model: str) -> str:
+        return self._base(model) + ":usage"
+
+    def save_usage(self, model: str, usage: Mapping[str, Any]) -> None:
+        self.client.set(self.usage_key(model), json.dumps(usage), px=self.ttl_ms)
+
+    def usage(self, model: str) -> dict[str, Any] | None:
+        """What the model's stored windows took at the last compaction pass (see
+        :meth:`Compactor.measure`), or None."""
+        raw = self.client.get(self.usage_key(model))
+        return json.loads(raw) if isinstance(raw, bytes) else None
+
+    def write(self, model: str, token: int, fence_key: str, *,
+              put: Mapping[Record, tuple[bytes, str]] | None = None,
+              delete: Iterable[Record] = (), expect: Mapping[Record, str] | None = None) -> int:
+        """One fenced, atomic change: set ``put`` (record -> (blob, meta)), delete
+        ``delete``, provided every ``expect`` record's meta is still as given. 1: done,
+        0: a newer evaluator owns the model, 2: a record changed meanwhile."""
+        put = put or {}
+        expect = expect or {}
+        gone = list(delete)
+        keys = [fence_key, self.index_key(model), self.meta_key(model),
+                *(self.blob_key(model, r) for r in put),
+                *(self.blob_key(model, r) for r in gone)]
+        args: list[Any] = [token, len(put), len(gone), len(expect), self.ttl_ms]
+        for r, (blob, meta) in put.items():
+            args += [r.encode(), r.start_ms, blob, meta]
+        args += [r.encode() for r in gone]
+        for r, meta in expect.items():
+            args += [r.encode(), meta]
+        return int(self._script(keys=keys, args=args))
+
+
+def rollup_meta(blob: bytes) -> str:
+    """The meta of a roll-up record: a digest of its bytes (changes whenever it does)."""
+    return "#" + hashlib.blake2b(blob, digest_size=8).hexdigest()
