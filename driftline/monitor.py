@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
@@ -171,8 +171,14 @@ class Monitor:
     def _shard_group(self) -> ShardGroup:
         """The evaluator's consumer group on the notices topic (created when missing)."""
         topic = notices_topic(self.settings.topic)
-        shards = ensure_topic(AdminClient(client_config(self._kafka)), topic,
-                              self.settings.shards)
+        try:
+            shards = ensure_topic(AdminClient(client_config(self._kafka)), topic,
+                                  self.settings.shards)
+        except KafkaException as exc:
+            raise ConfigError(
+                f"the evaluator needs the topic {topic} (its partitions are the evaluator "
+                f"shards): create it, e.g. with {self.settings.shards} partitions, or allow "
+                f"this client to: {exc}") from None
         timeout_ms = int(self.settings.lease_ttl_s * 1000)
         consumer = Consumer(client_config(self._kafka, {
             "partition.assignment.strategy": "cooperative-sticky",
