@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sketches.profile import DatasetProfile
@@ -91,7 +91,6 @@ class Compactor:
         self.hourly_ms = hourly_ms
         self.daily_ms = daily_ms
         self.max_blobs = max_blobs
-        self.totals = CompactionStats()
 
     def compact(self, models: Mapping[str, tuple[int, int, int, int]],
                 fence_key: Callable[[str], str]) -> CompactionStats:
@@ -103,10 +102,6 @@ class Compactor:
             log.info("compaction: %d windows compacted, %d partition blobs dropped, %d "
                      "records rolled up, %d expired (%d blobs read)", stats.compacted,
                      stats.dropped, stats.rolled, stats.expired, stats.blobs_read)
-        self.totals.compacted += stats.compacted
-        self.totals.dropped += stats.dropped
-        self.totals.rolled += stats.rolled
-        self.totals.expired += stats.expired
         return stats
 
     def run(self, models: Mapping[str, tuple[ModelSpan, int]],
@@ -135,18 +130,19 @@ class Compactor:
             windows = blobs.get(model, {})
             gone = self._compact(model, span, token, fence, windows, marks, stats)
             pending = {(k.version, k.start_ms) for k in windows if k not in gone}
-            self._roll(model, span, token, fence, watermark, pending, stats)
-            self.measure(model, {k: ps for k, ps in windows.items() if k not in gone})
+            records = self._roll(model, span, token, fence, watermark, pending, stats)
+            self.measure(model, {k: ps for k, ps in windows.items() if k not in gone}, records)
         return stats
 
-    def measure(self, model: str, windows: Mapping[WindowKey, Mapping[int, int]]) -> None:
+    def measure(self, model: str, windows: Mapping[WindowKey, Mapping[int, int]],
+                records: Iterable[Record]) -> None:
         """Store what ``model``'s windows take now (bytes of the partition blobs still
-        there and of its records per tier), for ``driftline status``."""
+        there and of its ``records``), for ``driftline status``."""
         pipe = self.tiers.client.pipeline(transaction=False)
         blobs = [(p, k) for k, parts in windows.items() for p in parts]
         for p, k in blobs:
             pipe.strlen(self.store.window_key(p, k))
-        records = list(self.tiers.records(model))
+        records = list(records)
         for r in records:
             pipe.strlen(self.tiers.blob_key(model, r))
         sizes = pipe.execute()
@@ -214,7 +210,8 @@ class Compactor:
 
     # -- 2. tiers ------------------------------------------------------------------------
     def _roll(self, model: str, span: ModelSpan, token: int, fence: str, watermark: int,
-              pending: set[tuple[str, int]], stats: CompactionStats) -> None:
+              pending: set[tuple[str, int]], stats: CompactionStats) -> dict[Record, str]:
+        """Roll finer records up and expire old daily ones; the model's records after."""
         keep = span.measure_ms + span.window_ms + span.retention_ms
         records = self.tiers.records(model)
         steps = (("w", "h", HOUR_MS, watermark - keep),
@@ -236,20 +233,23 @@ class Compactor:
                     merged.merge(DatasetProfile.from_bytes(blob))
                 expect = {r: records[r] for r in parts}
                 blob = merged.to_bytes()
-                done = self.tiers.write(model, token, fence,
-                                        put={target: (blob, rollup_meta(blob))},
+                meta = rollup_meta(blob)
+                done = self.tiers.write(model, token, fence, put={target: (blob, meta)},
                                         delete=parts, expect=expect)
                 if done == 0:
-                    return
+                    return records
                 if done == 1:
                     stats.rolled += len(parts)
                     for r in parts:
                         records.pop(r, None)
-                    records[target] = rollup_meta(blob)
+                    records[target] = meta
         old = [r for r in records if r.tier == "d" and r.start_ms + DAY_MS
                <= watermark - self.daily_ms]
         if old and self.tiers.write(model, token, fence, delete=old) == 1:
             stats.expired += len(old)
+            for r in old:
+                records.pop(r)
+        return records
 
 
 def snapshot_marks(snaps: Mapping[int, PartitionSnapshot], model: str) -> dict[int, int]:
