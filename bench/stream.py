@@ -107,9 +107,12 @@ def case_confluent(args: argparse.Namespace, group: str | None = None,
     of the topic, whichever worker applied it."""
     import redis
     from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient
 
     from streams.core import Processor
     from streams.dlq import DlqSender
+    from streams.notices import NOTICE_TUNING, NoticeSender, ensure_topic, notices_topic
+    from streams.produce import producer_config as tuned_producer
     from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
     from streams.state import RedisStateStore
     from streams.windows import ModelCatalog
@@ -119,10 +122,14 @@ def case_confluent(args: argparse.Namespace, group: str | None = None,
                             topic=args.topic, horizon_ms=catalog.max_horizon_ms)
     consumer = Consumer(consumer_config(args.bootstrap, group or f"bench-runner-{uuid.uuid4()}"))
     producer = Producer(producer_config(args.bootstrap))
+    # change notices after each checkpoint, as `driftline worker` sends them
+    ensure_topic(AdminClient({"bootstrap.servers": args.bootstrap}), notices_topic(args.topic), 16)
+    notices = NoticeSender(Producer(tuned_producer(args.bootstrap, "alerts", **NOTICE_TUNING)),
+                           notices_topic(args.topic))
     runner = ConfluentRunner(
         consumer=consumer, store=store, processor=Processor(catalog),
         dlq=DlqSender(producer, topic=f"{args.topic}.dlq", source_topic=args.topic),
-        config=RunnerConfig(topic=args.topic, batch_size=5000),
+        config=RunnerConfig(topic=args.topic, batch_size=5000), notices=notices.send,
     )
     consumer.subscribe([args.topic], on_assign=runner._on_assign, on_revoke=runner._on_revoke)
 
