@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 import redis
 
-from alerts import operational
+from alerts import operational, performance
 from alerts.keys import AlertKeys
 from alerts.machine import Policy, State, Track, step, track_from_bytes, track_to_bytes
 from alerts.message import Alert, alert_id
@@ -46,6 +47,7 @@ from alerts.outcome import (
     range_checks,
     report_checks,
 )
+from alerts.performance import PerformanceConfig, PerformanceSource
 from alerts.publish import Notifier, PublishError
 from alerts.results import (
     ModelResult,
@@ -53,6 +55,7 @@ from alerts.results import (
     result_to_bytes,
 )
 from alerts.shards import Owner
+from sketches.cbpe import EstimatedPerformance
 from sketches.drift import DriftReport, compare_profiles
 from sketches.errors import StateFormatError
 from sketches.profile import DatasetProfile
@@ -123,6 +126,9 @@ class ModelRules:
     retention_ms: int = 3_600_000
     """The model's tumbling window and late-event retention (from the models file): when
     its windows are closed, for compaction."""
+    performance: PerformanceConfig | None = None
+    """Ground truth (``[models.M.performance]``): realized / estimated performance,
+    label health and change detectors (:mod:`alerts.performance`)."""
 
 
 class Evaluator:
@@ -140,6 +146,8 @@ class Evaluator:
         incidents: IncidentSource | None = None,
         topic: str = "predictions",
         housekeeping: Housekeeping | None = None,
+        performance: PerformanceSource | None = None,
+        id_key: bytes = b"",
     ) -> None:
         """``publishers`` are the durable sinks (the alerts topic): one that raises stops the
         evaluation of that model before its state is stored, so the same transition is
@@ -161,10 +169,14 @@ class Evaluator:
         # model -> (measurement, reference, report, checks, (rows, latency)): reused while
         # neither the measurement nor the reference changed
         self._compared: dict[str, tuple[Measurement, Reference | None, DriftReport | None,
-                                        list[Check], tuple[int, dict[str, float]]]] = {}
+                                        list[Check], tuple[int, dict[str, float]],
+                                        EstimatedPerformance | None]] = {}
         self._incidents = incidents
         self._topic = topic
         self._housekeeping = housekeeping
+        self._performance = performance
+        self._id_key = id_key
+        """Authenticates the stored detector state (the label join's id-hash key)."""
 
     # -- keys ----------------------------------------------------------------------------
     def tracks_key(self, model: str) -> str:
@@ -222,6 +234,10 @@ class Evaluator:
             spans = {cfg.model: (cfg.window_ms, cfg.retention_ms, cfg.measure_ms, token)
                      for cfg in owned if (token := self.owner.token(cfg.model)) is not None}
             self._housekeeping.compact(spans, self._keys.fence)
+        if compact and self._performance is not None:
+            for cfg in owned:  # the label join's waiting entries past their TTL
+                if cfg.performance is not None:
+                    self._performance.expire(cfg.model)
         return published
 
     def _evaluate_operations(self, incidents: IncidentSource, token: int, now: float
@@ -251,7 +267,7 @@ class Evaluator:
         tracks = self._load_tracks(cfg.model)
         cached = self._compared.get(cfg.model)
         if cached is not None and cached[0] is m and cached[1] is reference:
-            report, checks, (rows, lat) = cached[2], cached[3], cached[4]
+            report, checks, (rows, lat), est = cached[2], cached[3], cached[4], cached[5]
         else:
             current = merge_typed(m.versions.values(), reference)
             report = None if reference is None else compare_profiles(reference, current,
@@ -261,22 +277,27 @@ class Evaluator:
             if m.incomplete:  # never compared as if whole: every alert holds its state
                 checks = [dataclasses.replace(c, breached=None) for c in checks]
             rows, lat = current.rows, latency(current)  # (the merge itself is not kept)
-            self._compared[cfg.model] = (m, reference, report, checks, (rows, lat))
-        if report is None:
+            est = (performance.estimated(cfg.performance, reference, current)
+                   if cfg.performance is not None else None)
+            self._compared[cfg.model] = (m, reference, report, checks, (rows, lat), est)
+        perf = self._evaluate_performance(cfg, m, reference, est, now)
+        model_checks = perf.checks if perf is not None else []
+        if report is None and perf is None:
             result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
                                  m.end_ms / 1000, rows, now, latency_ms=lat)  # fmt: skip
             self._store(cfg.model, token, tracks, result)
             return []
         emitted: list[Alert] = []
         firing: dict[str, str] = {}
-        for check in checks:
-            aid = alert_id(cfg.model, check.column, check.metric)
+        for check in [*(checks if report is not None else []), *model_checks]:
+            aid = alert_id(cfg.model, check.alert_column, check.metric)
             old = tracks.get(aid, Track())
             new, emit = step(old, check.breached, now, cfg.policy)
-            severity = cfg.quality_severity if check.quality else cfg.drift_severity
+            severity = (cfg.quality_severity if check.quality or check.kind == "operational"
+                        else cfg.drift_severity)
             if emit is not None:
                 emitted.append(build_alert(cfg, version, m, check, new, old, emit, severity, now,
-                                      report.rows))  # fmt: skip
+                                           rows))  # fmt: skip
             if new != Track():
                 tracks[aid] = new
             else:
@@ -285,10 +306,33 @@ class Evaluator:
                 firing[aid] = severity
         if emitted:
             self._send(emitted, cfg.model)
-        result = build_result(cfg.model, version, m, report, checks, now, firing, lat)
-        if not self._store(cfg.model, token, tracks, result):
+        if report is not None:
+            result = build_result(cfg.model, version, m, report, checks, now, firing, lat)
+        else:
+            result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
+                                 m.end_ms / 1000, rows, now, firing=sorted(firing),
+                                 severities=firing, latency_ms=lat)  # fmt: skip
+        extra: dict[str, bytes] = {}
+        if perf is not None:
+            result = msgspec.structs.replace(result, performance=perf.result)
+            if perf.detector is not None:
+                extra[self._keys.detector(cfg.model)] = perf.detector.to_bytes(self._id_key)
+        if not self._store(cfg.model, token, tracks, result, extra):
             log.warning("model %s: a newer evaluator owns it; state not stored", cfg.model)
+        elif perf is not None and perf.detector is not None and self._performance is not None:
+            self._performance.trim(cfg.model, perf.detector.position)  # consumed and stored
         return emitted
+
+    def _evaluate_performance(self, cfg: ModelRules, m: Measurement, reference: Reference | None,
+                              est: EstimatedPerformance | None, now: float
+                              ) -> performance.PerformanceOutcome | None:
+        if cfg.performance is None or self._performance is None:
+            return None
+        blob = self._client.get(self._keys.detector(cfg.model))
+        return performance.evaluate(
+            cfg.performance, cfg.model, self._performance, end_ms=m.end_ms,
+            measure_ms=cfg.measure_ms, reference=reference, estimate=est,
+            detector=blob if isinstance(blob, bytes) else None, key=self._id_key, now=now)
 
     def _load_tracks(self, model: str) -> dict[str, Track]:
         raw: dict[bytes, bytes] = self._client.hgetall(self.tracks_key(model))  # type: ignore[assignment]
@@ -302,11 +346,12 @@ class Evaluator:
                 log.error("model %s: dropping unreadable alert state %s: %s", model, k, exc)
         return tracks
 
-    def _store(self, model: str, token: int, tracks: dict[str, Track], result: ModelResult) -> bool:
+    def _store(self, model: str, token: int, tracks: dict[str, Track], result: ModelResult,
+               extra: Mapping[str, bytes] | None = None) -> bool:
         return self.owner.fence.write(
             model, token,
             hashes={self.tracks_key(model): {k: track_to_bytes(t) for k, t in tracks.items()}},
-            values={self.result_key(model): result_to_bytes(result)},
+            values={self.result_key(model): result_to_bytes(result), **(extra or {})},
         )
 
 

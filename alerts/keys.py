@@ -6,6 +6,8 @@ write of :mod:`alerts.shards` touches one Redis Cluster slot)::
     P:alerts:{P:<model>}:tracks    hash  alert id -> Track bytes (alerts.machine)
     P:alerts:{P:<model>}:result    string  ModelResult bytes (alerts.results)
     P:alerts:{P:<model>}:fence     string  token of the last evaluator term that wrote
+    P:alerts:{P:<model>}:detector  string  the change detectors on the error stream and
+                                           their position in it (alerts.detectors)
 
 State written before the tags (``P:alerts:<model>:tracks``) is read as a fallback, so an
 upgrade neither re-fires nor forgets firing alerts.
@@ -35,6 +37,9 @@ class AlertKeys:
 
     def fence(self, model: str) -> str:
         return f"{self._base(model)}:fence"
+
+    def detector(self, model: str) -> str:
+        return f"{self._base(model)}:detector"
 
     def legacy_tracks(self, model: str) -> str:
         return f"{self.prefix}:alerts:{model}:tracks"

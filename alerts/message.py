@@ -29,7 +29,7 @@ class Alert(msgspec.Struct, frozen=True):
     kind: str  # "drift" | "data_quality" | "performance" | "operational"
     model: str
     version: str
-    column: str
+    column: str | None  # None: a model-level alert (performance), id model/-/metric
     metric: str
     value: float | None
     threshold: float | None

@@ -34,15 +34,30 @@ LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 class Check:
     """One (column, metric) decision of an evaluation: what drives one alert."""
 
-    column: str
+    column: str | None  # None: a model-level check (performance, operational)
     metric: str
     value: MetricValue | None
     threshold: float
     breached: bool | None  # None: not enough data
+    kind: str | None = None
+    """The alert kind when not drift / data_quality (``performance``, ``operational``)."""
+    rule: str = ""
+    """Model-level checks: the rule kind (min, max, max_drop, band, a detector name)."""
+    count: int = 0
+    """Model-level checks: what the value rests on (labeled outcomes, scores)."""
 
     @property
     def quality(self) -> bool:
-        return self.metric in QUALITY_METRICS
+        return self.kind is None and self.metric in QUALITY_METRICS
+
+    @property
+    def alert_kind(self) -> str:
+        return self.kind or ("data_quality" if self.quality else "drift")
+
+    @property
+    def alert_column(self) -> str:
+        """The column part of the alert id (``-`` for model-level checks)."""
+        return self.column if self.column is not None else "-"
 
 
 def report_checks(report: DriftReport) -> list[Check]:
@@ -73,20 +88,22 @@ def build_alert(
     span = _span((m.end_ms - m.start_ms) / 1000)
     what = "data quality" if check.quality else "drifted"
     shown = "n/a" if value is None else f"{value:.4g}"
-    if firing:
+    if check.column is None:
+        summary = _model_summary(cfg.model, check, shown, span, firing)
+    elif firing:
         summary = (f"{check.column} {what}: {check.metric} {shown} >= {check.threshold:.4g} "
                    f"over the last {span} (n={rows})")
     else:
         summary = (f"{check.column} back to normal: {check.metric} {shown} < "
                    f"{check.threshold:.4g} over the last {span}")
     return Alert(
-        id=alert_id(cfg.model, check.column, check.metric),
+        id=alert_id(cfg.model, check.alert_column, check.metric),
         state="firing" if firing else "resolved",
         severity=severity,
-        kind="data_quality" if check.quality else "drift",
+        kind=check.alert_kind,
         model=cfg.model,
         version=version,
-        column=check.column,
+        column=check.column,  # None for model-level checks
         metric=check.metric,
         value=value,
         threshold=check.threshold,
@@ -96,6 +113,23 @@ def build_alert(
         summary=summary,
         repeat=emit is Emit.REPEAT,
     )
+
+
+_RULE_WORDS = {"min": "below the minimum", "max": "above the maximum",
+               "max_drop": "worse than the reference by more than",
+               "band": "outside the reference's band, edge"}
+
+
+def _model_summary(model: str, check: Check, shown: str, span: str, firing: bool) -> str:
+    if check.metric == "concept_drift":
+        return (f"{model}: {check.rule} detected a change in the error stream "
+                f"({shown} detections, {check.count} outcomes)" if firing else
+                f"{model}: no new change in the error stream ({check.rule})")
+    words = _RULE_WORDS.get(check.rule, check.rule)
+    if firing:
+        return (f"{model} {check.metric} {shown} {words} {check.threshold:.4g} over the "
+                f"last {span} (n={check.count})")
+    return f"{model} {check.metric} back to normal: {shown} over the last {span}"
 
 
 def _span(seconds: float) -> str:
@@ -120,7 +154,7 @@ def build_result(
 ) -> ModelResult:
     metrics: dict[str, dict[str, MetricResult]] = {}
     for c in checks:
-        if c.value is not None:
+        if c.value is not None and c.column is not None:
             metrics.setdefault(c.column, {})[c.metric] = MetricResult(
                 c.value.value, c.value.error_bound, c.threshold, c.breached)
     columns = {

@@ -28,6 +28,21 @@ class ColumnResult(msgspec.Struct, frozen=True):
     reasons: list[str] = []
 
 
+class PerformanceResult(msgspec.Struct, frozen=True):
+    """Ground truth of the measurement window (alerts.performance)."""
+
+    state: str  # "ok" | "insufficient_labels"
+    labels: int
+    predictions: int
+    label_ratio: float | None
+    metrics: dict[str, MetricResult] = {}  # realized
+    estimated: dict[str, MetricResult] = {}  # CBPE
+    reference: dict[str, float] = {}
+    counters: dict[str, int] = {}  # the join's: expired, orphan, duplicate, late, ...
+    delay_s: dict[str, float] = {}  # label delay quantiles
+    detections: int = 0
+
+
 class ModelResult(msgspec.Struct, frozen=True):
     model: str
     version: str
@@ -40,6 +55,7 @@ class ModelResult(msgspec.Struct, frozen=True):
     firing: list[str] = []  # ids of alerts firing now
     severities: dict[str, str] = {}  # firing alert id -> severity
     latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.99") -> ms
+    performance: PerformanceResult | None = None
 
 
 _FORMAT = StoredFormat(b"DLMR", 2, ModelResult, "model result")  # format 1 (JSON) still read

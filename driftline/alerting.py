@@ -39,11 +39,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from alerts.detectors import DETECTORS
 from alerts.evaluator import ModelRules
 from alerts.machine import Policy
+from alerts.performance import PerformanceConfig
 from driftline.models import ALERTING_KEYS, _table, load_raw, parse_duration_ms
 from sketches.errors import ConfigError
 from sketches.metrics import METRIC_TEST
+from sketches.performance_rules import PerformanceRules
 from sketches.reference import Reference
 from sketches.rules import DEFAULT_THRESHOLDS, DriftRules
 from sketches.types import ColumnType
@@ -151,7 +154,41 @@ def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
         quality_severity=merged["quality_severity"],
         ranges=_ranges(merged["ranges"], f"{where}.ranges"),
         max_out_of_range=float(share),
+        performance=(performance_config(_table(spec["performance"], f"{where}.performance"),
+                                        f"{where}.performance")
+                     if "performance" in spec else None),
     )
+
+
+def performance_config(raw: Mapping[str, Any], where: str) -> PerformanceConfig:
+    """The evaluator's part of ``[models.M.performance]`` (the join's: driftline.models)."""
+    detector = str(raw.get("detector", "adwin"))
+    if detector not in DETECTORS:
+        raise ConfigError(f"{where}.detector: {detector!r} is not one of {DETECTORS}")
+    task = str(raw.get("task", "binary"))
+    if detector == "ddm" and task == "regression":
+        raise ConfigError(f"{where}.detector: ddm watches 0/1 errors; use adwin or "
+                          "page_hinkley for a regression model")
+    try:
+        ratio = float(raw.get("min_label_ratio", 0.0))
+        min_labels = int(raw.get("min_labels", 200))
+        if not 0 <= ratio <= 1 or min_labels < 1:
+            raise ValueError("min_label_ratio must be in [0, 1] and min_labels >= 1")
+        return PerformanceConfig(
+            task=task,
+            positive=str(raw.get("positive", "1")),
+            threshold=float(raw.get("threshold", 0.5)),
+            min_labels=min_labels,
+            measure_ms=(parse_duration_ms(raw["measure"], f"{where}.measure")
+                        if "measure" in raw else None),
+            label_wait_ms=parse_duration_ms(raw.get("label_wait", "30m"), f"{where}.label_wait"),
+            min_label_ratio=ratio,
+            detector=detector,
+            estimate=bool(raw.get("estimate", True)),
+            rules=PerformanceRules.parse(_table(raw.get("rules", {}), f"{where}.rules")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_alerting(path: str | Path | None) -> tuple[dict[str, ModelRules], ModelRules]:

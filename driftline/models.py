@@ -28,7 +28,13 @@ from sketches.errors import ConfigError
 from sketches.types import ColumnType
 from streams.durations import parse_duration_ms
 from streams.events import MODEL_PATTERN
-from streams.windows import DEFAULT_RETENTION_MS, DEFAULT_WINDOW_MS, ModelCatalog, ModelSpec
+from streams.windows import (
+    DEFAULT_RETENTION_MS,
+    DEFAULT_WINDOW_MS,
+    LabelSpec,
+    ModelCatalog,
+    ModelSpec,
+)
 
 
 def default_catalog() -> ModelCatalog:
@@ -61,7 +67,7 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
         if not re.match(MODEL_PATTERN, name):
             raise ConfigError(f"{where}: invalid model name")
         spec = _table(raw, where)
-        extra = set(spec) - {"window", "retention", "types"} - ALERTING_KEYS
+        extra = set(spec) - {"window", "retention", "types", "performance"} - ALERTING_KEYS
         if extra:
             raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
         try:
@@ -71,26 +77,51 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         try:
-            models[name] = ModelSpec(
-                name,
-                (
-                    parse_duration_ms(spec["window"], f"{where}.window")
-                    if "window" in spec
-                    else window
-                ),
-                (
-                    parse_duration_ms(spec["retention"], f"{where}.retention")
-                    if "retention" in spec
-                    else retention
-                ),
-                types,
-            )
+            win = (parse_duration_ms(spec["window"], f"{where}.window")
+                   if "window" in spec else window)
+            ret = (parse_duration_ms(spec["retention"], f"{where}.retention")
+                   if "retention" in spec else retention)
+            labels = (label_spec(_table(spec["performance"], f"{where}.performance"),
+                                 f"{where}.performance", win, ret)
+                      if "performance" in spec else None)
+            models[name] = ModelSpec(name, win, ret, types, labels)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
     if not models:
         raise ConfigError(f"{source}: no models listed")
     return ModelCatalog(models, accept_unknown=False, default_window_ms=window,
                         default_retention_ms=retention)
+
+
+PERFORMANCE_KEYS = frozenset(
+    {"task", "positive", "negative", "threshold", "label_ttl", "max_pending", "keep",
+     "min_labels", "measure", "label_wait", "min_label_ratio", "detector", "estimate", "rules"}
+)
+_NEGATIVE = {"1": "0", "true": "false", "yes": "no"}
+
+
+def label_spec(raw: Mapping[str, Any], where: str, window_ms: int, retention_ms: int
+               ) -> LabelSpec:
+    """The join part of ``[models.M.performance]`` (the rules are read by
+    :mod:`driftline.alerting`)."""
+    extra = set(raw) - PERFORMANCE_KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+    positive = str(raw.get("positive", "1"))
+    try:
+        return LabelSpec(
+            task=str(raw.get("task", "binary")),
+            positive=positive,
+            negative=str(raw.get("negative", _NEGATIVE.get(positive, f"not-{positive}"))),
+            threshold=float(raw.get("threshold", 0.5)),
+            label_ttl_ms=parse_duration_ms(raw.get("label_ttl", "7d"), f"{where}.label_ttl"),
+            max_pending=int(raw.get("max_pending", 1_000_000)),
+            window_ms=window_ms,
+            retention_ms=retention_ms,
+            keep_ms=parse_duration_ms(raw.get("keep", "1d"), f"{where}.keep"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_raw(path: str | Path) -> Mapping[str, Any]:

@@ -41,6 +41,7 @@ from sketches.store import ReferenceStore
 from streams.compaction import Compactor
 from streams.health import WorkerHealth
 from streams.kafka_config import KafkaConnection, client_config
+from streams.label_worker import join_store, label_specs
 from streams.notices import DEFAULT_SHARDS, ensure_topic, notices_topic
 from streams.produce import producer_config
 from streams.reader import WindowReader
@@ -75,6 +76,7 @@ class MonitorSettings:
     keep_daily_ms: int = DEFAULT_DAILY_MS
     kafka: KafkaConnection | None = None  # security settings; None: plain kafka_bootstrap
     redis: RedisConnection | None = None  # ACL / TLS; None: plain redis_url
+    id_key: bytes | None = None  # the label join's id-hash key; None: the one in Redis
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
@@ -120,6 +122,10 @@ class Monitor:
                                                + [fallback.measure_ms]))
         self._reader = WindowReader(store)
         self._store = store
+        specs = label_specs(self._catalog)
+        self._join = (join_store(self._client, settings.key_prefix, specs, settings.id_key)
+                      if specs else None)
+        """The label join (models with ``[models.M.performance]``), for the evaluator."""
         self._compactor = Compactor(
             store, TierStore(self._client, prefix=settings.key_prefix, topic=settings.topic),
             hourly_ms=settings.keep_hourly_ms, daily_ms=settings.keep_daily_ms)
@@ -206,7 +212,8 @@ class Monitor:
                 windows=self._reader, references=self._refs, publishers=self._publishers,
                 owner=self._group.owner, notifiers=[self._webhook] if self._webhook else [],
                 incidents=self._store, topic=self.settings.topic,
-                housekeeping=self._compactor)
+                housekeeping=self._compactor, performance=self._join,
+                id_key=self._join.key if self._join is not None else b"")
         else:
             self._evaluator.models = self.model_rules()
         return self._evaluator

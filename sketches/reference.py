@@ -20,6 +20,7 @@ from sketches.errors import InputDataError, StateFormatError
 from sketches.metrics import column_metrics
 from sketches.numeric import DEFAULT_KLL_K
 from sketches.profile import DatasetProfile
+from sketches.reference_performance import ReferencePerformance
 from sketches.types import ColumnType
 from sketches.values import ColumnValues
 
@@ -30,6 +31,8 @@ class _ReferenceState(msgspec.Struct, array_like=True):
     created: str
     profile: bytes
     chunks: list[bytes]
+    performance: bytes | None = None
+    """Added with issue #13; references written before have no such field and load."""
 
 
 class Reference:
@@ -46,12 +49,15 @@ class Reference:
         version: str,
         created: str,
         chunks: Iterable[DatasetProfile] = (),
+        performance: ReferencePerformance | None = None,
     ) -> None:
         self.profile = profile
         self.model = model
         self.version = version
         self.created = created
         self.chunks: list[DatasetProfile] = list(chunks)
+        self.performance = performance
+        """The reference's realized performance and CBPE calibrator, when it had labels."""
         self._learned: dict[float, dict[str, dict[str, float]]] = {}
 
     @property
@@ -98,6 +104,7 @@ class Reference:
             self.created,
             self.profile.to_bytes(),
             [c.to_bytes() for c in self.chunks],
+            self.performance.to_bytes() if self.performance is not None else None,
         )
         return _codec.pack(self.MAGIC, self.VERSION, state)
 
@@ -108,7 +115,11 @@ class Reference:
         chunks = [DatasetProfile.from_bytes(b) for b in s.chunks]
         if chunks and sum(c.rows for c in chunks) != profile.rows:
             raise StateFormatError("reference chunks do not add up to the profile's rows")
-        return cls(profile, model=s.model, version=s.version, created=s.created, chunks=chunks)
+        perf = ReferencePerformance.from_bytes(s.performance) if s.performance else None
+        return cls(
+            profile, model=s.model, version=s.version, created=s.created, chunks=chunks,
+            performance=perf,
+        )  # fmt: skip
 
 
 def _leave_one_out(chunks: list[DatasetProfile]) -> list[DatasetProfile]:

@@ -19,6 +19,7 @@ from functools import partial
 from streams.core import Checkpoint, Processor
 from streams.dlq import DlqNotDelivered, DlqSender
 from streams.health import PartitionHealth, WorkerHealth
+from streams.join_items import JoinItem
 from streams.retry import RetryPolicy
 from streams.state import REDIS_TRANSIENT, FencedError, RedisStateStore, StateLostError
 
@@ -47,10 +48,15 @@ class Checkpointer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_lost: Callable[[int, str, int], None] | None = None,
+        join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
     ) -> None:
         """``on_lost(partition, cause, applied_offset)``: called after a write found the state
         lost (``applied_offset``: what the worker had applied); without one,
-        :class:`StateLostError` propagates (the worker stops)."""
+        :class:`StateLostError` propagates (the worker stops). ``join(partition, items)``:
+        the label join's write (:meth:`streams.join.JoinStore.put`), made before each
+        checkpoint that carries items — it skips what it already applied, so the replay
+        after a crash between the two is harmless."""
+        self.join = join
         self.topic = topic
         self.on_lost = on_lost
         self.dlq = dlq
@@ -82,6 +88,10 @@ class Checkpointer:
         for cp in checkpoints:
             what = f"checkpoint topic={self.topic} partition={cp.partition}"
             try:
+                if cp.joins and self.join is not None:
+                    self.redis_retry.call(partial(self.join, cp.partition, cp.joins),
+                                          what=f"label join of {what}", sleep=self.sleep,
+                                          should_stop=should_stop)
                 self.redis_retry.call(partial(self.store.write, cp), what=what,
                                       sleep=self.sleep, should_stop=should_stop)
             except FencedError as exc:

@@ -47,6 +47,7 @@ from streams.events import (
     decode_event,
     event_time_ms,
 )
+from streams.join_items import JoinItem, prediction_item
 from streams.windows import Counters, Limits, ModelCatalog, ModelSpec, WindowKey
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Checkpoint:
     """The stored generation this checkpoint builds on (the store bumps it)."""
     topic_id: str | None = None
     incomplete: Mapping[str, int] = field(default_factory=dict)
+    joins: tuple[JoinItem, ...] = ()
+    """Accepted predictions with an ``id`` bound for the label join (written first)."""
 
 
 @dataclass(slots=True)
@@ -137,6 +140,7 @@ class _Partition:
     topic_id: str | None = None
     incomplete: dict[str, int] = field(default_factory=dict)
     incomplete_pending: bool = False  # rebuilding after data aged out: mark new models
+    joins: list[JoinItem] = field(default_factory=list)  # for the label join, unflushed
 
     @property
     def watermark(self) -> int:
@@ -287,6 +291,11 @@ class Processor:
                 self._admit_columns(st, WindowKey(model, ev.version, start), ev)
                 if ts > mark:
                     wms[model] = ts
+                if spec.labels is not None and ev.id is not None:
+                    item = prediction_item(spec.labels, rec.offset, model, ev.id, ts,
+                                           ev.version, ev.prediction, ev.label)
+                    if item is not None:
+                        st.joins.append(item)
             except InvalidEvent as exc:
                 self._reject(st, rejected, rec, exc.reason, exc.message)
                 continue
@@ -378,6 +387,7 @@ class Processor:
             generation=st.generation,
             topic_id=st.topic_id,
             incomplete=dict(st.incomplete),
+            joins=tuple(st.joins),
         )
 
     def flushed(self, cp: Checkpoint) -> None:
@@ -388,6 +398,7 @@ class Processor:
         st.flushed_offset = cp.applied_offset
         st.generation = cp.generation + 1
         st.dirty.difference_update(cp.windows)
+        st.joins = [j for j in st.joins if j.offset > cp.applied_offset]
         wms = st.watermarks
         closed = [k for k, end in st.ends.items()
                   if end <= wms.get(k.model, NO_WATERMARK) and k not in st.dirty]

@@ -102,7 +102,11 @@ def event_time_ms(event: Event, kafka_timestamp_ms: int) -> int:
     Raises :class:`InvalidEvent` with reason ``bad_ts`` when ``ts`` cannot be read, has
     no UTC offset (RFC 3339 requires one) or is outside year 1970..9999.
     """
-    ts = event.ts
+    return timestamp_ms(event.ts, kafka_timestamp_ms)
+
+
+def timestamp_ms(ts: str | float | None, kafka_timestamp_ms: int) -> int:
+    """:func:`event_time_ms` of a bare ``ts`` value (label events use it too)."""
     if ts is None:
         ms = kafka_timestamp_ms
     elif isinstance(ts, str):

@@ -47,6 +47,7 @@ from streams.checkpoint import Checkpointer
 from streams.core import Processor, Record
 from streams.dlq import DlqSender
 from streams.health import WorkerHealth
+from streams.join_items import JoinItem
 from streams.retry import RetryAborted, RetryPolicy
 from streams.state import RedisStateStore
 
@@ -96,6 +97,7 @@ class FaustRunner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_fatal: Callable[[int], None] = _hard_exit,
+        join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.dlq = dlq
@@ -108,7 +110,7 @@ class FaustRunner:
         self.health = WorkerHealth()
         self._checkpointer = Checkpointer(
             topic=config.topic, dlq=dlq, store=store, processor=processor, health=self.health,
-            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,
+            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep, join=join,
         )
         self.redis_retry = self._checkpointer.redis_retry
         self._stopping = False

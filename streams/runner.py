@@ -31,6 +31,7 @@ from streams.checkpoint import Checkpointer
 from streams.core import Checkpoint, Processor, Record
 from streams.dlq import DlqSender
 from streams.health import WorkerHealth
+from streams.join_items import JoinItem
 from streams.kafka_config import KafkaConnection, client_config
 from streams.recovery import Recovery
 from streams.state import RedisStateStore
@@ -105,9 +106,11 @@ class ConfluentRunner:
         sleep: Callable[[float], None] = time.sleep,
         topic_id: Callable[[], str | None] = lambda: None,
         notices: Callable[[list[Checkpoint]], None] | None = None,
+        join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
     ) -> None:
         """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`).
-        ``notices``: told the checkpoints safe in Redis (:class:`streams.notices.NoticeSender`)."""
+        ``notices``: told the checkpoints safe in Redis (:class:`streams.notices.NoticeSender`).
+        ``join``: the label join's write, made before each checkpoint (:mod:`streams.join`)."""
         self._notices = notices
         self.consumer = consumer
         self.dlq = dlq
@@ -119,7 +122,7 @@ class ConfluentRunner:
         self.health = WorkerHealth(stuck_after_s=max(30.0, 5 * config.checkpoint_interval_s))
         self._checkpointer = Checkpointer(
             topic=config.topic, dlq=dlq, store=store, processor=processor, health=self.health,
-            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep,
+            redis_retry=redis_retry, dlq_retry=dlq_retry, clock=clock, sleep=sleep, join=join,
         )
         self.redis_retry = self._checkpointer.redis_retry
         self.recovery = Recovery(

@@ -18,6 +18,34 @@ _MAX_CACHED_SPECS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """How a model's predictions are joined with their labels (``[models.M.performance]``
+    in the models file; see :mod:`streams.join`). ``task``: binary | multiclass |
+    regression. ``positive`` / ``negative``: the binary classes; a score is predicted
+    positive iff >= ``threshold``. ``label_ttl_ms``: how long (event time) a prediction
+    waits for its label; ``max_pending``: size bound of the waiting predictions.
+    ``keep_ms``: how long the per-window aggregates are kept beyond that."""
+
+    task: str = "binary"
+    positive: str = "1"
+    negative: str = "0"
+    threshold: float = 0.5
+    label_ttl_ms: int = 7 * 24 * 3_600_000
+    max_pending: int = 1_000_000
+    window_ms: int = 5 * 60_000
+    retention_ms: int = 60 * 60_000
+    keep_ms: int = 24 * 3_600_000
+
+    def __post_init__(self) -> None:
+        if self.task not in ("binary", "multiclass", "regression"):
+            raise ValueError(f"task must be binary, multiclass or regression, not {self.task!r}")
+        if self.label_ttl_ms <= 0 or self.max_pending < 1:
+            raise ValueError("label_ttl must be > 0 and max_pending >= 1")
+        if self.task == "binary" and self.positive == self.negative:
+            raise ValueError("the positive and negative classes must differ")
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """How one model's events are windowed.
 
@@ -30,6 +58,8 @@ class ModelSpec:
     window_ms: int = DEFAULT_WINDOW_MS
     retention_ms: int = DEFAULT_RETENTION_MS
     types: Mapping[str, ColumnType] = field(default_factory=dict)
+    labels: LabelSpec | None = None
+    """Set when the model's predictions are joined with labels (ground truth)."""
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.retention_ms < 0:

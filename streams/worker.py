@@ -23,6 +23,7 @@ from streams.dlq import DlqSender
 from streams.events import DEFAULT_MAX_BYTES
 from streams.health import WorkerHealth
 from streams.kafka_config import KafkaConnection, client_config
+from streams.label_worker import join_store, label_specs, label_worker
 from streams.notices import DEFAULT_SHARDS, NOTICE_TUNING, NoticeSender, ensure_topic, notices_topic
 from streams.produce import producer_config as base_producer_config
 from streams.redis_client import RedisConnection, connect_redis
@@ -53,6 +54,10 @@ class WorkerSettings:
     max_models: int = DEFAULT_MAX_MODELS
     max_columns: int = DEFAULT_MAX_COLUMNS
     on_state_loss: str = "rebuild"
+    labels_topic: str = "labels"
+    labels_dlq_topic: str = "labels.dlq"
+    id_key: bytes | None = None
+    """Key of the id hash of the label join (None: the deployment's key in Redis)."""
     shards: int = DEFAULT_SHARDS
     """Partitions of the notices topic when this worker creates it (evaluator shards)."""
     # security / client settings; None: plain ``kafka_bootstrap`` / ``redis_url``
@@ -155,6 +160,11 @@ def run_confluent_worker(
     store = build_store(settings, catalog)
     check_redis(store.client)
     notices = notice_sender(settings)
+    specs = label_specs(catalog)
+    join = join_store(store.client, settings.key_prefix, specs, settings.id_key) if specs else None
+    labels = (label_worker(settings.kafka_connection, f"{settings.group}-labels",
+                           settings.labels_topic, settings.labels_dlq_topic, join)
+              if join is not None else None)
     runner = ConfluentRunner(
         consumer=consumer,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
@@ -169,6 +179,7 @@ def run_confluent_worker(
         ),
         topic_id=partial(topic_id, settings.kafka_connection, settings.topic),
         notices=notices.send if notices is not None else None,
+        join=partial(join.put, "p") if join is not None else None,
     )
 
     if on_health is not None:
@@ -179,9 +190,13 @@ def run_confluent_worker(
         runner.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if labels is not None:
+        labels.start()
     try:
         runner.run()
     finally:
+        if labels is not None:
+            labels.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
         producer.flush(10)

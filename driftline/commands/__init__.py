@@ -12,6 +12,7 @@ from driftline.commands import (
     compare,
     demo,
     evaluator,
+    forget,
     profile,
     reference,
     simulate,
@@ -22,5 +23,6 @@ from driftline.commands import (
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMANDS: list[Register] = [
-    m.register for m in (demo, worker, evaluator, simulate, profile, compare, reference, status)
+    m.register for m in (demo, worker, evaluator, simulate, profile, compare, reference, status,
+                        forget)
 ]

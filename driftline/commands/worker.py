@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_redis_security_options(p)
     add_option(p, "--topic", help="prediction events topic", default="predictions")
     add_option(p, "--dlq-topic", help="dead-letter topic", default="predictions.dlq")
+    add_option(p, "--labels-topic", help="label events topic (models with a [performance] "
+               "table)", default="labels")
+    add_option(p, "--labels-dlq-topic", help="dead-letter topic of labels",
+               default="labels.dlq")
+    add_option(p, "--id-key-file", help="file holding the key of the id hash of the label "
+               "join (default: a random key kept in Redis)")
     add_option(p, "--group", help="Kafka consumer group", default="driftline")
     add_option(p, "--models-config", help="models file (TOML or YAML); none = accept any model")
     add_option(p, "--key-prefix", help="Redis key prefix", default="driftline")
@@ -120,10 +126,26 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_models=_positive(args.max_models, "--max-models"),
         max_columns=_positive(args.max_columns, "--max-columns"),
         on_state_loss=args.on_state_loss,
+        labels_topic=args.labels_topic,
+        labels_dlq_topic=args.labels_dlq_topic,
+        id_key=read_key_file(args.id_key_file),
         shards=_positive(args.evaluator_shards, "--evaluator-shards"),
         kafka=kafka_connection(args),
         redis=redis_connection(args),
     )
+
+
+def read_key_file(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --id-key-file {path}: {exc}") from exc
+    if len(key) < 16:
+        raise ConfigError(f"--id-key-file {path}: the key must be at least 16 bytes")
+    return key[:64]
 
 
 def _positive(value: int, flag: str) -> int:
@@ -155,6 +177,7 @@ def monitor_from_args(args: argparse.Namespace, health: _HealthBox,
         evaluate=bool(args.evaluate) if evaluate is None else evaluate,
         kafka=kafka_connection(args),
         redis=redis_connection(args),
+        id_key=read_key_file(getattr(args, "id_key_file", None)),
     )
     return Monitor(settings, models, fallback, health=health.get,
                    catalog=load_catalog(args.models_config))

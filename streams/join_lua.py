@@ -1,0 +1,270 @@
+"""The Lua side of the label join (:mod:`streams.join`): one script per (model, batch).
+
+All keys of a model share the hash tag ``{P:<model>}`` (the alert keys' tag, so the
+evaluator's fenced writes and the join touch one Redis Cluster slot); the scripts build
+the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
+
+    base:meta          hash: hw:p:<partition> / hw:l:<partition> (highest offset applied
+                       per topic partition), clock (largest prediction time, ms),
+                       pending, early, and the counters (orphan, expired, duplicate,
+                       duplicate_prediction, late, forgotten, evicted, joined)
+    base:slices        zset of live slice numbers (slice = ts // slice_ms)
+    base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s:
+                         "P<pred ts ms>;<version>;<class>;<score or number>": waiting
+                         "L<label ts ms>;<label>": a label whose prediction has not come
+                         "D"  joined (kept to recognise duplicates until the slice expires)
+                         "F"  forgotten (driftline forget): later labels are dropped
+    base:w:<version>|<window start>   hash: the window's aggregates (sketches.performance)
+    base:versions      set of versions with aggregates
+    base:classes       set of class names seen (bounded; further ones count as "~other")
+    base:o             stream of joined outcomes: v=<version> e=<error> (0/1 or |error|)
+
+Exactly-once: each record's effect is applied at most once per model because the script
+skips records at or below the partition's ``hw`` and sets ``hw`` in the same atomic call;
+records are applied in offset order. A worker that dies after the call but before its
+Kafka commit / window checkpoint replays the records, and the replay changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_COMMON: Final = r"""
+local base = ARGV[1]
+local meta = base .. ':meta'
+local task, pos, neg = ARGV[2], ARGV[3], ARGV[4]
+local threshold = tonumber(ARGV[5])
+local window_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
+local slice_ms, buckets = tonumber(ARGV[8]), tonumber(ARGV[9])
+local ttl_ms, wttl_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
+local max_classes, maxlen = tonumber(ARGV[12]), tonumber(ARGV[13])
+local LOGG = math.log((1 + 0.01) / (1 - 0.01))
+
+local function bkey(hid, slice)
+  local b = (string.byte(hid, 1) * 256 + string.byte(hid, 2)) % buckets
+  return base .. ':j:' .. slice .. ':' .. b
+end
+
+local live = nil
+local function slices()
+  if live == nil then live = redis.call('ZRANGE', base .. ':slices', 0, -1) end
+  return live
+end
+
+local function find(hid)
+  for _, s in ipairs(slices()) do
+    local k = bkey(hid, s)
+    local v = redis.call('HGET', k, hid)
+    if v then return k, v end
+  end
+  return nil, nil
+end
+
+local function place(hid, ts, value)
+  local s = math.floor(ts / slice_ms)
+  local k = bkey(hid, s)
+  redis.call('HSET', k, hid, value)
+  if redis.call('ZADD', base .. ':slices', s, s) == 1 then live = nil end
+  return k
+end
+
+local function bucket(x, prefix, zero, tiny)
+  if x <= tiny then return zero end
+  return prefix .. math.ceil(math.log(x) / LOGG)
+end
+
+local function cls(c)
+  if redis.call('SISMEMBER', base .. ':classes', c) == 1 then return c end
+  if redis.call('SCARD', base .. ':classes') < max_classes then
+    redis.call('SADD', base .. ':classes', c)
+    return c
+  end
+  return '~other'
+end
+
+local function window_of(ver, ts)
+  return base .. ':w:' .. ver .. '|' .. (ts - ts % window_ms)
+end
+
+local function touch(w, ver)
+  redis.call('PEXPIRE', w, wttl_ms)
+  redis.call('SADD', base .. ':versions', ver)
+end
+
+local function fmt(x) return string.format('%.17g', x) end
+
+local function complete(ver, pts, pclass, num, label, lts, clock)
+  local w = window_of(ver, pts)
+  redis.call('HINCRBY', w, 'n', 1)
+  local err
+  if task == 'r' then
+    local e = tonumber(num) - tonumber(label)
+    local a = math.abs(e)
+    redis.call('HINCRBYFLOAT', w, 'sae', fmt(a))
+    redis.call('HINCRBYFLOAT', w, 'sse', fmt(e * e))
+    redis.call('HINCRBYFLOAT', w, 'se', fmt(e))
+    local f
+    if a <= 1e-9 then f = 'e0' elseif e > 0 then f = bucket(a, 'e+:', 'e0', 1e-9)
+    else f = bucket(a, 'e-:', 'e0', 1e-9) end
+    redis.call('HINCRBY', w, f, 1)
+    err = a
+  else
+    local pc = pclass
+    local lc = cls(label)
+    if num ~= '' then
+      local s = tonumber(num)
+      if task == 'b' then
+        if s >= threshold then pc = pos else pc = neg end
+        redis.call('HINCRBY', w, 's:' .. lc .. ':' .. math.min(math.floor(s * 1000), 999), 1)
+      end
+    end
+    pc = cls(pc)
+    redis.call('HINCRBY', w, 'c:' .. pc .. '|' .. lc, 1)
+    if pc == lc then err = 0 else err = 1 end
+  end
+  local d = (tonumber(lts) - tonumber(pts)) / 1000
+  if d < 0 then d = 0 end
+  redis.call('HINCRBY', w, bucket(d, 'd:', 'd0', 1e-3), 1)
+  touch(w, ver)
+  redis.call('XADD', base .. ':o', 'MAXLEN', '~', maxlen, '*', 'v', ver, 'e', err)
+  redis.call('HINCRBY', meta, 'joined', 1)
+  if (pts - pts % window_ms) + window_ms + retention_ms <= clock then
+    redis.call('HINCRBY', meta, 'late', 1)
+  end
+end
+
+local function split(v)  -- "P<ts>;<ver>;<class>;<num>" or "L<ts>;<label>"
+  local out = {}
+  for part in string.gmatch(string.sub(v, 2) .. ';', '([^;]*);') do out[#out + 1] = part end
+  return out
+end
+"""
+
+PUT: Final = _COMMON + r"""
+local mode, partition = ARGV[14], ARGV[15]
+local hwf = 'hw:' .. mode .. ':' .. partition
+local hw = tonumber(redis.call('HGET', meta, hwf) or '-1')
+local clock = tonumber(redis.call('HGET', meta, 'clock') or '0')
+local applied, i = 0, 17
+for _ = 1, tonumber(ARGV[16]) do
+  local off, hid, ts = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
+  local a, b, c, d = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  i = i + 7
+  if off > hw then
+    hw = off
+    applied = applied + 1
+    local k, v = find(hid)
+    local kind = v and string.sub(v, 1, 1) or ''
+    if mode == 'p' then  -- a = version, b = class, c = score / number, d = inline label
+      if ts > clock then clock = ts end
+      local w = window_of(a, ts)
+      if kind == 'F' then
+        redis.call('HINCRBY', meta, 'forgotten', 1)
+      elseif kind == 'P' or kind == 'D' then
+        redis.call('HINCRBY', meta, 'duplicate_prediction', 1)
+      elseif d ~= '' then
+        redis.call('HINCRBY', w, 'p', 1)
+        complete(a, ts, b, c, d, ts, clock)
+        if kind == 'L' then redis.call('HINCRBY', meta, 'duplicate', 1) end
+        if k then redis.call('HSET', k, hid, 'D') else place(hid, ts, 'D') end
+        if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
+      elseif kind == 'L' then
+        redis.call('HINCRBY', w, 'p', 1)
+        local l = split(v)
+        complete(a, ts, b, c, l[2], l[1], clock)
+        redis.call('HSET', k, hid, 'D')
+        redis.call('HINCRBY', meta, 'early', -1)
+        redis.call('HINCRBY', meta, 'joined_early', 1)
+      else
+        redis.call('HINCRBY', w, 'p', 1)
+        touch(w, a)
+        place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. b .. ';' .. c)
+        redis.call('HINCRBY', meta, 'pending', 1)
+      end
+    else  -- a label: d = label
+      if kind == 'P' then
+        local p = split(v)
+        complete(p[2], tonumber(p[1]), p[3], p[4], d, ts, clock)
+        redis.call('HSET', k, hid, 'D')
+        redis.call('HINCRBY', meta, 'pending', -1)
+      elseif kind == 'D' or kind == 'L' then
+        redis.call('HINCRBY', meta, 'duplicate', 1)
+      elseif kind == 'F' then
+        redis.call('HINCRBY', meta, 'forgotten', 1)
+      else
+        place(hid, ts, 'L' .. ts .. ';' .. d)
+        redis.call('HINCRBY', meta, 'early', 1)
+        redis.call('HINCRBY', meta, 'early_total', 1)
+      end
+    end
+  end
+end
+redis.call('HSET', meta, hwf, hw, 'clock', clock)
+return applied
+"""
+
+EXPIRE: Final = _COMMON + r"""
+-- expire every slice that ended ttl_ms before the clock; then, while more entries than
+-- ARGV[14] (max_pending) wait, the oldest slices too (counted as evicted)
+local clock = tonumber(redis.call('HGET', meta, 'clock') or '0')
+local max_pending = tonumber(ARGV[14])
+local done = 0
+local function drop(s, why)
+  for b = 0, buckets - 1 do
+    local k = base .. ':j:' .. s .. ':' .. b
+    local all = redis.call('HGETALL', k)
+    for j = 2, #all, 2 do
+      local v = all[j]
+      local kind = string.sub(v, 1, 1)
+      if kind == 'P' then
+        local p = split(v)
+        local w = window_of(p[2], tonumber(p[1]))
+        redis.call('HINCRBY', w, 'x', 1)
+        touch(w, p[2])
+        redis.call('HINCRBY', meta, 'pending', -1)
+        redis.call('HINCRBY', meta, 'expired', 1)
+        if why == 'evicted' then redis.call('HINCRBY', meta, 'evicted', 1) end
+      elseif kind == 'L' then
+        redis.call('HINCRBY', meta, 'early', -1)
+        redis.call('HINCRBY', meta, 'orphan', 1)
+      end
+    end
+    if #all > 0 then redis.call('DEL', k) end
+  end
+  redis.call('ZREM', base .. ':slices', s)
+  done = done + 1
+end
+for _, s in ipairs(slices()) do
+  if (tonumber(s) + 1) * slice_ms + ttl_ms <= clock then drop(s, 'expired') end
+end
+live = nil
+for _, s in ipairs(slices()) do
+  local waiting = tonumber(redis.call('HGET', meta, 'pending') or '0')
+    + tonumber(redis.call('HGET', meta, 'early') or '0')
+  if waiting <= max_pending then break end
+  drop(s, 'evicted')
+end
+return done
+"""
+
+FORGET: Final = _COMMON + r"""
+-- ARGV[14..]: hashed ids; ARGV[14 - 1 + ...]; the marker goes to the newest slice
+local now_slice = math.floor(tonumber(redis.call('HGET', meta, 'clock') or '0') / slice_ms)
+local erased = 0
+for j = 14, #ARGV do
+  local hid = ARGV[j]
+  local k, v = find(hid)
+  local kind = v and string.sub(v, 1, 1) or ''
+  if kind == 'P' then redis.call('HINCRBY', meta, 'pending', -1) end
+  if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
+  if kind ~= 'F' then
+    if k then redis.call('HDEL', k, hid) end
+    local s = now_slice
+    local last = slices()[#slices()]
+    if last and tonumber(last) > s then s = tonumber(last) end
+    place(hid, s * slice_ms, 'F')
+    erased = erased + 1
+  end
+end
+return erased
+"""
