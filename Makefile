@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Tests and tools read the stack's addresses from here unless KAFKA_BOOTSTRAP/REDIS_URL are set.
 STACK_ENV = set -a; [ -n "$$KAFKA_BOOTSTRAP" ] && [ -n "$$REDIS_URL" ] || source <($(STACK) env); set +a
 
-.PHONY: help install lock test-latest test-tools deploy-tools stack stack-down stack-status lint unit integration test demo bench clean
+.PHONY: help install lock test-latest test-tools deploy-tools stack stack-down stack-status lint testdata unit integration test demo bench clean
 
 help:
 	@echo "make demo        run driftline end to end on this machine (starts the stack)"
@@ -31,7 +31,7 @@ install: $(VENV)/.installed
 lock:
 	@$(VENV_SH) lock
 
-test-latest:
+test-latest: testdata
 	@$(VENV_SH) latest .venv-latest
 	.venv-latest/bin/python -m pytest tests/unit -q -p no:cacheprovider
 
@@ -48,7 +48,11 @@ lint: install
 	$(BIN)/ruff check sketches streams alerts driftline tests bench
 	$(BIN)/mypy
 
-unit: install
+# NannyML's car-loan CSVs for the CBPE test, fetched once into ~/.cache/driftline
+testdata: install
+	@driftline/stack/testdata.sh >/dev/null
+
+unit: install testdata
 	$(PY) -m pytest tests/unit -q
 
 test-tools:

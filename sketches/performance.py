@@ -35,7 +35,8 @@ import numpy as np
 from sketches.errors import StateFormatError
 from sketches.types import MetricValue
 
-Fields = Mapping[str | bytes, bytes | str | int | float]
+FieldValue = bytes | str | int | float
+Fields = Mapping[bytes, FieldValue] | Mapping[str, FieldValue]
 """One stored window hash as Redis returns it (field -> count or float sum)."""
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")

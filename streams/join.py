@@ -41,15 +41,11 @@ import redis
 
 from streams import join_lua
 from streams.join_items import JoinItem
+from streams.join_lua import SLICES, TARGET_PER_BUCKET
 from streams.windows import LabelSpec
 
 log = logging.getLogger(__name__)
 
-SLICES = 8
-"""A model's label TTL is cut in this many time slices; expiry drops whole slices."""
-TARGET_PER_BUCKET = 100
-"""Entries per bucket hash the bucket count aims at (Redis keeps hashes up to 128
-entries in its compact encoding by default)."""
 MAX_CLASSES = 20
 STREAM_MAXLEN = 200_000
 """Joined outcomes kept for the change detectors between two evaluations (approximate)."""
@@ -116,7 +112,7 @@ class JoinStore:
     def _config(self, model: str) -> list[Any]:
         spec = self.specs[model]
         slice_ms = max(spec.window_ms, math.ceil(spec.label_ttl_ms / SLICES))
-        buckets = max(1, math.ceil(spec.max_pending / (SLICES + 1) / TARGET_PER_BUCKET))
+        buckets = max(1, math.ceil(spec.max_pending / SLICES / TARGET_PER_BUCKET))
         wttl = spec.label_ttl_ms + spec.window_ms + spec.retention_ms + spec.keep_ms
         return [self.keys.base(model), _TASK_CODE[spec.task], spec.positive, spec.negative,
                 spec.threshold, spec.window_ms, spec.retention_ms, slice_ms, buckets,

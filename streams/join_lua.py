@@ -9,6 +9,8 @@ the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
                        pending, early, and the counters (orphan, expired, duplicate,
                        duplicate_prediction, late, forgotten, evicted, joined)
     base:slices        zset of live slice numbers (slice = ts // slice_ms)
+    base:sb            hash: slice -> its number of buckets, set when the slice is made
+                       from what waits then (so small models keep few keys)
     base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s:
                          "P<pred ts ms>;<version>;<class>;<score or number>": waiting
                          "L<label ts ms>;<label>": a label whose prediction has not come
@@ -29,7 +31,13 @@ from __future__ import annotations
 
 from typing import Final
 
-_COMMON: Final = r"""
+SLICES: Final = 8
+"""A model's label TTL is cut in this many time slices; expiry drops whole slices."""
+TARGET_PER_BUCKET: Final = 100
+"""Entries per bucket hash a new slice aims at (Redis keeps hashes up to 128 entries in
+its compact listpack encoding by default)."""
+
+_TEMPLATE: Final = r"""
 local base = ARGV[1]
 local meta = base .. ':meta'
 local task, pos, neg = ARGV[2], ARGV[3], ARGV[4]
@@ -38,10 +46,21 @@ local window_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
 local slice_ms, buckets = tonumber(ARGV[8]), tonumber(ARGV[9])
 local ttl_ms, wttl_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
 local max_classes, maxlen = tonumber(ARGV[12]), tonumber(ARGV[13])
+local per_ttl, target = %(slices)d, %(target)d
 local LOGG = math.log((1 + 0.01) / (1 - 0.01))
 
+local sizes = {}
+local function size_of(slice)  -- buckets of a slice, fixed when the slice is created
+  local b = sizes[slice]
+  if b == nil then
+    b = tonumber(redis.call('HGET', base .. ':sb', slice) or '1')
+    sizes[slice] = b
+  end
+  return b
+end
+
 local function bkey(hid, slice)
-  local b = (string.byte(hid, 1) * 256 + string.byte(hid, 2)) % buckets
+  local b = (string.byte(hid, 1) * 256 + string.byte(hid, 2)) % size_of(slice)
   return base .. ':j:' .. slice .. ':' .. b
 end
 
@@ -61,10 +80,20 @@ local function find(hid)
 end
 
 local function place(hid, ts, value)
-  local s = math.floor(ts / slice_ms)
+  local s = tostring(math.floor(ts / slice_ms))
+  if sizes[s] == nil and redis.call('ZSCORE', base .. ':slices', s) == false then
+    -- a new slice: as many buckets as keep one slice's share of what waits now near
+    -- TARGET entries each (small hashes stay in Redis's compact encoding)
+    local waiting = tonumber(redis.call('HGET', meta, 'pending') or '0')
+      + tonumber(redis.call('HGET', meta, 'early') or '0')
+    local b = math.max(1, math.min(buckets, math.ceil(waiting / per_ttl / target)))
+    redis.call('HSET', base .. ':sb', s, b)
+    redis.call('ZADD', base .. ':slices', tonumber(s), s)
+    sizes[s] = b
+    live = nil
+  end
   local k = bkey(hid, s)
   redis.call('HSET', k, hid, value)
-  if redis.call('ZADD', base .. ':slices', s, s) == 1 then live = nil end
   return k
 end
 
@@ -140,6 +169,9 @@ local function split(v)  -- "P<ts>;<ver>;<class>;<num>" or "L<ts>;<label>"
 end
 """
 
+_COMMON: Final = _TEMPLATE.replace("%(slices)d", str(SLICES)).replace(
+    "%(target)d", str(TARGET_PER_BUCKET))
+
 PUT: Final = _COMMON + r"""
 local mode, partition = ARGV[14], ARGV[15]
 local hwf = 'hw:' .. mode .. ':' .. partition
@@ -210,7 +242,7 @@ local clock = tonumber(redis.call('HGET', meta, 'clock') or '0')
 local max_pending = tonumber(ARGV[14])
 local done = 0
 local function drop(s, why)
-  for b = 0, buckets - 1 do
+  for b = 0, size_of(s) - 1 do
     local k = base .. ':j:' .. s .. ':' .. b
     local all = redis.call('HGETALL', k)
     for j = 2, #all, 2 do
@@ -232,6 +264,7 @@ local function drop(s, why)
     if #all > 0 then redis.call('DEL', k) end
   end
   redis.call('ZREM', base .. ':slices', s)
+  redis.call('HDEL', base .. ':sb', s)
   done = done + 1
 end
 for _, s in ipairs(slices()) do

@@ -3,7 +3,9 @@
 - :func:`generate_events` — ``n`` well-formed event dicts (DESIGN.md §1);
 - :func:`generate_records` — ``n`` :class:`SimRecord` (key, value bytes) where a
   ``spec.bad_ratio`` share are malformed, cycling through every kind in ``BAD_KINDS``;
-- :func:`generate_payloads` — the fast path for benchmarks: lists of ``(key, value)``.
+- :func:`generate_payloads` — the fast path for benchmarks: lists of ``(key, value)``;
+- :func:`generate_labelled` — chunks of records, each with its ground-truth
+  :class:`SimLabel` (or ``None``), for ``driftline simulate``'s labels topic.
 
 Same ``(spec, seed, start_ts)`` → same stream, byte for byte. Values are drawn column-wise
 with numpy in fixed chunks of ``CHUNK`` events, so the first ``k`` events do not depend
@@ -13,6 +15,26 @@ of :func:`generate_events` at the same indices; and every random draw happens wh
 not a drift uses it, so a drifted stream and an undrifted one share their base values.
 Event ``i`` has event time ``start_ts + i / spec.events_per_s``; drift starts and ends
 are offsets in that event time.
+
+Labels (``spec.labels``, a :class:`~streams.simulate_spec.LabelPlan`) come from a third
+random stream, drawn in the same fixed chunks whether or not labels are used, so the
+predictions are the same with or without labels and every label setting:
+
+- *binary* models are **calibrated** where no performance change applies: the label is
+  1 with probability ``s`` (the emitted score), so with threshold 0.5 the prediction is
+  right with probability ``c = max(s, 1 - s)`` and the expected accuracy is ``E[c]``.
+- ``accuracy=-d`` (``0 < d <= 0.5``) makes each affected prediction right with
+  probability ``c - d`` instead (``c >= 0.5``, so that is a probability for every
+  prediction): the expected accuracy falls by exactly ``d``, whatever the score
+  distribution — so with or without input drift. (A global label-flip probability
+  ``q = d / (2 E[c] - 1)`` does the same on average but needs ``E[c]`` of the current,
+  possibly drifted, scores and fails once ``d > 2 E[c] - 1``.) Several changes at once
+  add up; the probability is clipped to [0, 1].
+- *regression*: label = prediction + N(0, sd), ``sd = noise_sd`` (MAE ``sd * sqrt(2/pi)``,
+  RMSE ``sd``); ``mae=+x`` raises sd by ``x * sqrt(pi/2)``, ``rmse=+x`` by ``x`` (sd is
+  clipped at 0), so the expected MAE / RMSE rise by exactly ``x``.
+- a ``labels.ratio`` share of the predictions gets a label (a uniform draw below it),
+  ``labels.delay`` after the prediction in event time; malformed records get none.
 """
 
 from __future__ import annotations
@@ -25,7 +47,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from streams.simulate_spec import BAD_KINDS, UNKNOWN_MODEL, BadKind, SimSpec
+from streams.simulate_spec import (
+    BAD_KINDS,
+    REG_CENTER,
+    REG_SCALE,
+    UNKNOWN_MODEL,
+    BadKind,
+    SimSpec,
+)
 
 CHUNK = 4096
 _ENCODER = msgspec.json.Encoder()
@@ -42,6 +71,27 @@ class SimRecord:
     value: bytes
     event: dict[str, Any] | None
     bad: BadKind | None
+
+
+@dataclass(frozen=True, slots=True)
+class SimLabel:
+    """The ground truth of prediction ``index``: ``ts`` = ``prediction_ts`` + delay
+    (epoch seconds; ``wire_ts`` is how the event carries it, like the predictions' ts);
+    :meth:`event` is the label event of DESIGN.md §1."""
+
+    index: int
+    model: str
+    id: str
+    label: int | float
+    ts: float
+    prediction_ts: float
+    wire_ts: str | float
+
+    def event(self) -> dict[str, Any]:
+        return {"model": self.model, "id": self.id, "label": self.label, "ts": self.wire_ts}
+
+    def encode(self) -> bytes:
+        return _ENCODER.encode(self.event())
 
 
 def _iso_ms(epoch_s: FloatArray) -> list[str]:
@@ -73,6 +123,7 @@ class _ChunkMaker:
         self.cum = [[np.cumsum(m.categorical[j].weights) for m in models]
                     for j in range(len(models[0].categorical))]
         self.cats = [np.array(c.categories, dtype=object) for c in models[0].categorical]
+        self.regression = np.array([m.task == "regression" for m in models])
 
     def _drift_mask(self, feature: str, kind: str, t: FloatArray, mi: npt.NDArray[np.int64]
                     ) -> Iterator[tuple[BoolArray, float, bool]]:
@@ -121,7 +172,11 @@ class _ChunkMaker:
                 for i in np.flatnonzero(mask & (u_new < amount)).tolist():
                     values[i] = f"{c.name}_unseen_{int(10 * u_new[i] / amount)}"
             columns.append(_with_nulls(values, u_null < self._null_p(c.name, t, mi)))
-        prediction = np.round(1.0 / (1.0 + np.exp(-logit)), 4).tolist()
+        score = np.round(1.0 / (1.0 + np.exp(-logit)), 4)
+        if self.regression.any():
+            score = np.where(self.regression[mi], np.round(REG_CENTER + REG_SCALE * logit, 2),
+                             score)
+        prediction = score.tolist()
         latency = np.round(np.exp(rng.normal(2.3, 0.4, size)), 2).tolist()
         epoch = self.start_ts + t
         ts: list[Any] = _iso_ms(epoch) if spec.ts_format == "rfc3339" else np.round(
@@ -170,22 +225,103 @@ def malformed(kind: BadKind, event: dict[str, Any]) -> bytes:
     return _ENCODER.encode(dict(event, model=UNKNOWN_MODEL))
 
 
-def generate_records(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
-                     ) -> Iterator[SimRecord]:
-    """``n`` (``None``: endless) messages, a ``spec.bad_ratio`` share of them malformed
-    (kinds in turn, so every kind appears once there are ``len(BAD_KINDS)`` bad ones)."""
+def _record_chunks(spec: SimSpec, n: int | None, start_ts: float, seed: int
+                   ) -> Iterator[tuple[int, list[dict[str, Any]], list[SimRecord]]]:
     bad_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
     n_bad = 0
     for first, events in _chunks(spec, n, start_ts, seed):
         bad_at = set(np.flatnonzero(bad_rng.random(CHUNK) < spec.bad_ratio).tolist())
+        records = []
         for i, event in enumerate(events):
             key = event["id"].encode()
             if i in bad_at:
                 kind = BAD_KINDS[n_bad % len(BAD_KINDS)]
                 n_bad += 1
-                yield SimRecord(first + i, key, malformed(kind, event), None, kind)
+                records.append(SimRecord(first + i, key, malformed(kind, event), None, kind))
             else:
-                yield SimRecord(first + i, key, _ENCODER.encode(event), event, None)
+                records.append(SimRecord(first + i, key, _ENCODER.encode(event), event, None))
+        yield first, events, records
+
+
+def generate_records(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
+                     ) -> Iterator[SimRecord]:
+    """``n`` (``None``: endless) messages, a ``spec.bad_ratio`` share of them malformed
+    (kinds in turn, so every kind appears once there are ``len(BAD_KINDS)`` bad ones)."""
+    for _, _, records in _record_chunks(spec, n, start_ts, seed):
+        yield from records
+
+
+class _Labeler:
+    """Draws the labels of chunk after chunk of events (module docstring: the rules)."""
+
+    def __init__(self, spec: SimSpec, seed: int, start_ts: float) -> None:
+        self.spec = spec
+        self.start_ts = start_ts
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+        self.model_index = {m.name: k for k, m in enumerate(spec.models)}
+        self.regression = np.array([m.task == "regression" for m in spec.models])
+
+    def _active(self, metric: str, t: FloatArray, mi: npt.NDArray[np.int64]
+                ) -> Iterator[tuple[BoolArray, float]]:
+        for c in self.spec.labels.changes:
+            if c.metric != metric:
+                continue
+            mask = (t >= c.start_s) & (t < c.end_s)
+            if c.model is not None:
+                mask &= mi == self.model_index[c.model]
+            if mask.any():
+                yield mask, c.amount
+
+    def chunk(self, first: int, events: list[dict[str, Any]]) -> list[SimLabel | None]:
+        plan, rng, n = self.spec.labels, self.rng, len(events)
+        # every draw, every chunk, whatever the plan: the stream stays reproducible
+        u_keep, u_delay, u_right = rng.random(CHUNK)[:n], rng.random(CHUNK)[:n], rng.random(
+            CHUNK)[:n]
+        z = rng.standard_normal(CHUNK)[:n]
+        t = (first + np.arange(n)) / self.spec.events_per_s
+        mi = np.array([self.model_index[e["model"]] for e in events], dtype=np.int64)
+        pred = np.array([e["prediction"] for e in events], dtype=np.float64)
+        # binary: P(right) = max(s, 1 - s) - drop
+        positive = pred >= 0.5
+        right_p = np.where(positive, pred, 1.0 - pred)
+        for mask, amount in self._active("accuracy", t, mi):
+            right_p[mask] += amount
+        right = u_right < np.clip(right_p, 0.0, 1.0)
+        binary = (right == positive).astype(np.int64)
+        # regression: prediction + N(0, sd)
+        sd = np.full(n, plan.noise_sd)
+        for mask, amount in self._active("mae", t, mi):
+            sd[mask] += amount * np.sqrt(np.pi / 2)
+        for mask, amount in self._active("rmse", t, mi):
+            sd[mask] += amount
+        numeric = np.round(pred + np.clip(sd, 0.0, None) * z, 2)
+        values: list[int | float] = binary.tolist()
+        if self.regression.any():  # ints stay ints for binary models
+            reg = self.regression[mi]
+            values = [v if not r else x for v, r, x in zip(
+                values, reg.tolist(), numeric.tolist(), strict=True)]
+        prediction_ts = self.start_ts + t
+        label_ts = prediction_ts + plan.delay.quantile(u_delay)
+        wire: list[Any] = (_iso_ms(label_ts) if self.spec.ts_format == "rfc3339"
+                           else np.round(label_ts, 3).tolist())
+        keep = (u_keep < plan.ratio).tolist()
+        return [
+            SimLabel(first + i, e["model"], e["id"], values[i], lts, pts, wire[i])
+            if keep[i] else None
+            for i, (e, lts, pts) in enumerate(zip(events, label_ts.tolist(),
+                                                  prediction_ts.tolist(), strict=True))
+        ]
+
+
+def generate_labelled(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
+                      ) -> Iterator[list[tuple[SimRecord, SimLabel | None]]]:
+    """Chunks of the records of :func:`generate_records` (the same bytes), each with its
+    label — ``None`` when the record is malformed or not among the labelled ``ratio``."""
+    labeler = _Labeler(spec, seed, start_ts)
+    for first, events, records in _record_chunks(spec, n, start_ts, seed):
+        labels = labeler.chunk(first, events)
+        yield [(r, lab if r.event is not None else None)
+               for r, lab in zip(records, labels, strict=True)]
 
 
 def generate_payloads(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
@@ -208,8 +344,9 @@ def generate_payloads(spec: SimSpec, n: int | None, start_ts: float, seed: int =
 
 
 def without_drift(spec: SimSpec) -> SimSpec:
-    """The same spec with no drift and no malformed records (the training distribution)."""
-    return replace(spec, drifts=(), bad_ratio=0.0)
+    """The same spec with no drift, no malformed records and no performance change (the
+    training distribution)."""
+    return replace(spec, drifts=(), bad_ratio=0.0, labels=replace(spec.labels, changes=()))
 
 
 ColumnCounts = dict[str, dict[str, dict[str, int]]]

@@ -5,8 +5,11 @@
 3. starts a ``driftline worker`` (5 s windows, 10 s measurement window, evaluation
    every second, metrics on ``--http-port``);
 4. runs ``driftline simulate``: normal traffic, then income drift, a null spike in
-   ``tenure``, unseen ``country`` values and a few malformed records;
-5. shows the live drift table and each alert as it arrives on the alerts topic;
+   ``tenure``, unseen ``country`` values and a few malformed records; ground-truth labels
+   follow the predictions 2 s later (event time), and from 60 % of the run they are
+   corrupted so the model's accuracy falls by 0.25 — a concept drift no input shows;
+5. shows the live drift table, realized beside estimated (CBPE) accuracy, and each alert
+   as it arrives on the alerts topic;
 6. prints a summary of what it found and where to look.
 
 Needs a Kafka and a Redis: ``make demo`` starts the project's own stack first.
@@ -46,6 +49,11 @@ from streams.secret import redact_url
 
 MODEL = "credit-risk"
 TOPIC = "driftline-demo.predictions"
+LABELS = "driftline-demo.labels"
+PERFORMANCE = (
+    '[models.{model}.performance]\ntask = "binary"\nmin_labels = 500\nlabel_wait = "3s"\n'
+    'label_ttl = "10m"\nrules = {{ accuracy = {{ max_drop = 0.1 }} }}\n'
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,17 +127,19 @@ def run(args: argparse.Namespace) -> int:
                   f"{redact_url(args.redis_url)}, key prefix {prefix}")
     env = child_env(args)  # the children get the same client settings, secrets not in argv
     kafka = kafka_connection(args)
-    _recreate_topics(kafka, [TOPIC, dlq, alerts])
+    _recreate_topics(kafka, [TOPIC, dlq, alerts, LABELS, f"{LABELS}.dlq"])
     cli = [sys.executable, "-m", "driftline.cli"]
     env["DRIFTLINE_REDIS_URL"] = args.redis_url  # may hold a password: not in argv
     common = ["--key-prefix", prefix]
     work = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
 
-    console.print("1/4 building the reference from 50,000 synthetic training rows")
+    console.print("1/4 building the reference (with its accuracy and a calibrator) from "
+                  "50,000 labelled synthetic training rows")
     for step in (
         ["simulate", "--training-out", str(work / "train.parquet"), "--rows", "50000",
-         "--models", MODEL, "--no-progress"],
-        ["profile", str(work / "train.parquet"), "--out", str(work / "ref.bin"), "--model", MODEL],
+         "--models", MODEL, "--training-labels", "--no-progress"],
+        ["profile", str(work / "train.parquet"), "--out", str(work / "ref.bin"), "--model", MODEL,
+         "--label-column", "label"],
         ["reference", "put", str(work / "ref.bin"), "--model", MODEL, *common],
     ):
         done = subprocess.run([*cli, *step], capture_output=True, text=True, env=env)
@@ -137,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"demo step `driftline {step[0]}` failed: {done.stderr.strip()}")
     (work / "models.toml").write_text(
         '[defaults]\nwindow = "5s"\nretention = "1m"\nmeasure = "10s"\n'
-        f'[models.{MODEL}]\nmin_count = 200\n'
+        f'[models.{MODEL}]\nmin_count = 200\n' + PERFORMANCE.format(model=MODEL)
     )
     console.print(f"2/4 starting a worker (metrics: http://127.0.0.1:{args.http_port}/metrics)")
     worker_log = (work / "worker.log").open("wb")
@@ -145,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         [*cli, "-v", "worker", "--kafka-bootstrap", args.kafka_bootstrap, *common,
          "--topic", TOPIC, "--dlq-topic", dlq, "--alerts-topic", alerts,
          "--group", f"demo-{prefix}", "--models-config", str(work / "models.toml"),
+         "--labels-topic", LABELS, "--labels-dlq-topic", f"{LABELS}.dlq",
          "--evaluate-interval", "1s", "--checkpoint-interval", "500ms",
          "--http-port", str(args.http_port)],
         stdout=worker_log, stderr=subprocess.STDOUT, env=env,
@@ -153,12 +164,15 @@ def run(args: argparse.Namespace) -> int:
     drifts = [f"income:shift=1sd@{d * 0.2:.0f}s..{d * 0.55:.0f}s",
               f"tenure:nulls=0.3@{d * 0.35:.0f}s..{d * 0.65:.0f}s",
               f"country:unseen=0.1@{d * 0.45:.0f}s..{d * 0.8:.0f}s"]
-    console.print("3/4 simulating traffic: normal, then " + "; ".join(drifts))
+    fall = f"accuracy=-0.25@{d * 0.6:.0f}s"
+    console.print("3/4 simulating traffic: normal, then " + "; ".join(drifts)
+                  + f"; labels 2 s after each prediction, {fall}")
     sim_log = (work / "simulate.log").open("wb")
     sim = subprocess.Popen(
         [*cli, "simulate", "--kafka-bootstrap", args.kafka_bootstrap, "--topic", TOPIC,
          "--models", MODEL, "--rate", str(args.rate), "--duration", f"{d}s",
-         "--bad-ratio", "0.002", "--no-progress", *[a for x in drifts for a in ("--drift", x)]],
+         "--bad-ratio", "0.002", "--no-progress", *[a for x in drifts for a in ("--drift", x)],
+         "--labels-topic", LABELS, "--label-delay", "2s", "--performance", fall],
         stdout=sim_log, stderr=subprocess.STDOUT, env=env,
     )
     tail = AlertTail(kafka, alerts, console)
@@ -197,8 +211,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  drift state: driftline status --redis-url {redact_url(args.redis_url)} "
                   f"--key-prefix {prefix}")
     console.print(f"  metrics were at http://127.0.0.1:{args.http_port}/metrics; logs in {work}")
-    columns = {a.split("/")[1] for a in fired}
-    expected = {"income", "tenure", "country"}
+    final = load_results(client, prefix, [MODEL])
+    perf = final[0].performance if final else None
+    if perf is not None:
+        real, est = perf.metrics.get("accuracy"), perf.estimated.get("estimated_accuracy")
+        console.print(f"  accuracy over the last window: realized "
+                      f"{real.value if real else float('nan'):.3f}, estimated without labels "
+                      f"(CBPE) {est.value if est else float('nan'):.3f}, reference "
+                      f"{perf.reference.get('accuracy', float('nan')):.3f}")
+    columns = {a.split("/")[1] + ("/" + a.split("/")[2] if a.split("/")[1] == "-" else "")
+               for a in fired}
+    expected = {"income", "tenure", "country", "-/accuracy"}
     missing = expected - columns
     if missing:
         console.print(f"[red]expected alerts for {sorted(missing)} did not fire[/]")

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
 
 from driftline.datafiles import DEFAULT_BATCH_ROWS, iter_columns, row_count
 from driftline.options import add_option
-from sketches.errors import ConfigError, DriftlineError
+from sketches.errors import ConfigError, DriftlineError, InputDataError
 from sketches.numeric import DEFAULT_KLL_K
+from sketches.performance import TASKS
 from sketches.reference import build_reference
+from sketches.reference_performance import AnyArray, build_reference_performance
 from sketches.types import ColumnType
 
 
@@ -42,6 +48,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(
         p, "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per record batch"
     )
+    add_option(
+        p, "--label-column",
+        help="column holding the ground truth: stores the reference's performance (and, for "
+        "binary scores, the CBPE calibrator); the column is not profiled as a feature",
+    )  # fmt: skip
+    add_option(
+        p, "--prediction-column", default="prediction",
+        help="column holding the model's prediction (score, class or number)",
+    )  # fmt: skip
+    add_option(
+        p, "--task", choices=TASKS,
+        help="binary | multiclass | regression (default: inferred from the two columns)",
+    )  # fmt: skip
+    add_option(p, "--positive", default="1", help="binary: the positive class (as a string)")
+    add_option(
+        p, "--threshold", type=float, default=0.5,
+        help="binary scores: predicted positive iff score >= threshold",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -69,9 +93,18 @@ def run(args: argparse.Namespace) -> int:
     if not 8 <= args.kll_k <= 65535:
         raise ConfigError("--kll-k must be in 8..65535")
     created = args.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError("--threshold must be in [0, 1]")
     data = Path(args.data)
+    batches = iter_columns(data, batch_rows=args.batch_rows)
+    collected: LabelledColumns | None = None
+    if args.label_column:
+        if args.label_column == args.prediction_column:
+            raise ConfigError("--label-column and --prediction-column must differ")
+        collected = LabelledColumns(args.prediction_column, args.label_column)
+        batches = collected.strip(batches)
     ref = build_reference(
-        iter_columns(data, batch_rows=args.batch_rows),
+        batches,
         model=args.model,
         version=args.version,
         created=created,
@@ -80,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
         types=parse_types(args.types),
         kll_k=args.kll_k,
     )
+    if collected is not None:
+        predictions, labels = collected.arrays()
+        ref.performance = build_reference_performance(
+            predictions, labels, task=args.task, positive=args.positive,
+            threshold=args.threshold, chunks=args.chunks,
+        )  # fmt: skip
     blob = ref.to_bytes()
     try:
         Path(args.out).write_bytes(blob)
@@ -92,4 +131,49 @@ def run(args: argparse.Namespace) -> int:
         f"-> {args.out} ({len(blob):,} bytes, {len(ref.chunks)} chunks)",
         file=sys.stderr,
     )
+    if ref.performance is not None:
+        perf = ref.performance
+        shown = ", ".join(
+            f"{k} {m.value:.4g}" for k, m in perf.metrics.items() if m.value is not None
+        )
+        print(f"performance ({perf.task}, {perf.rows:,} labelled rows): {shown}", file=sys.stderr)
     return 0
+
+
+class LabelledColumns:
+    """Collects the prediction and label columns while the batches stream past, and
+    drops the label column from what is profiled (as a feature it would show as drift)."""
+
+    def __init__(self, prediction: str, label: str) -> None:
+        self.prediction = prediction
+        self.label = label
+        self._parts: dict[str, list[AnyArray]] = {prediction: [], label: []}
+
+    def strip(self, batches: Iterable[dict[str, pa.Array]]) -> Iterator[dict[str, pa.Array]]:
+        for batch in batches:
+            for name, parts in self._parts.items():
+                if name not in batch:
+                    flag = "--label-column" if name == self.label else "--prediction-column"
+                    raise InputDataError(f"no column {name!r} in the data (see {flag})")
+                parts.append(_to_numpy(batch[name]))
+            yield {k: v for k, v in batch.items() if k != self.label}
+
+    def arrays(self) -> tuple[AnyArray, AnyArray]:
+        return _concat(self._parts[self.prediction]), _concat(self._parts[self.label])
+
+
+def _to_numpy(arr: pa.Array) -> AnyArray:
+    t = arr.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    out = np.empty(len(arr), dtype=object)
+    out[:] = arr.to_pylist()
+    return out
+
+
+def _concat(parts: list[AnyArray]) -> AnyArray:
+    if not parts:
+        return np.empty(0)
+    if all(p.dtype.kind == "f" for p in parts):
+        return np.concatenate(parts)
+    return np.concatenate([p.astype(object) for p in parts])

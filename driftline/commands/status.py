@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alerts.evaluator import load_results
-from alerts.results import ModelResult
+from alerts.results import ModelResult, PerformanceResult
 from driftline import monitor
 from driftline.alerting import load_alerting
 from driftline.commands.common import add_redis_options, redis_client
@@ -69,9 +69,38 @@ def render(results: list[ModelResult], usage: dict[str, dict[str, Any]] | None =
         if r.latency_ms:
             parts.append(Text("latency ms: " + ", ".join(f"p{float(q) * 100:g}={v:.1f}"
                                                          for q, v in sorted(r.latency_ms.items()))))
+        if r.performance is not None:
+            parts.append(performance_table(r.performance))
         if usage and r.model in usage:
             parts.append(Text(storage_line(usage[r.model], len(r.columns))))
     return Group(*parts)
+
+
+def performance_table(p: PerformanceResult) -> Table:
+    """Realized beside estimated (CBPE) and reference performance, and label health."""
+    ratio = "n/a" if p.label_ratio is None else f"{p.label_ratio:.1%}"
+    delay = ", ".join(f"p{float(q) * 100:g}={v:.3g}s" for q, v in sorted(p.delay_s.items()))
+    c = p.counters
+    title = (f"performance — {p.state} — {p.labels} labels / {p.predictions} predictions "
+             f"(label ratio {ratio}) — delay {delay or 'n/a'} — waiting {c.get('pending', 0)}, "
+             f"expired {c.get('expired', 0)}, orphan {c.get('orphan', 0)}, duplicate "
+             f"{c.get('duplicate', 0)}, late {c.get('late', 0)}, forgotten "
+             f"{c.get('forgotten', 0)}, change detections {p.detections}")
+    table = Table(title=title, title_justify="left", expand=False)
+    for col in ("metric", "realized", "estimated (CBPE)", "reference"):
+        table.add_column(col)
+    names = sorted(set(p.metrics) | {k.removeprefix("estimated_") for k in p.estimated}
+                   | set(p.reference))
+    for name in names:
+        real = p.metrics.get(name)
+        est = p.estimated.get(f"estimated_{name}")
+        ref = p.reference.get(name)
+        table.add_row(
+            name,
+            "" if real is None or real.value is None else f"{real.value:.3f}",
+            "" if est is None or est.value is None else f"{est.value:.3f}±{est.error_bound:.2g}",
+            "" if ref is None else f"{ref:.3f}")
+    return table
 
 
 def storage_line(u: dict[str, Any], columns: int) -> str:

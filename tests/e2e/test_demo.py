@@ -1,7 +1,9 @@
-"""`driftline demo` (what `make demo` runs) finds the drift, null spike and unseen category."""
+"""`driftline demo` (what `make demo` runs) finds the drift, null spike and unseen category,
+and the accuracy fall only the labels show, with realized beside estimated accuracy."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -19,6 +21,15 @@ def test_demo_finds_what_it_injects(kafka_bootstrap: str, redis_url: str) -> Non
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     summary = done.stdout[done.stdout.index("4/4 summary"):]
-    for alert in ("credit-risk/income/", "credit-risk/tenure/null_ratio", "credit-risk/country/"):
+    for alert in ("credit-risk/income/", "credit-risk/tenure/null_ratio", "credit-risk/country/",
+                  "credit-risk/-/accuracy"):
         assert alert in summary.replace("\n", ""), summary
     assert "alerts resolved" in summary
+    flat = " ".join(summary.split())
+    match = re.search(r"realized (\S+), estimated without labels \(CBPE\) (\S+), "
+                      r"reference (\S+)", flat)
+    assert match, summary
+    realized, estimated, reference = (float(x) for x in match.groups())
+    assert realized < reference - 0.1  # the labels show the fall ...
+    assert abs(estimated - reference) < 0.05  # ... the scores alone cannot (concept drift)
+    assert "estimated (CBPE)" in done.stdout

@@ -167,6 +167,7 @@ def test_worker_producer_and_cli_over_sasl_ssl_and_redis_acl_tls(
     try:
         # the producer: settings as repeated flags, the password from the environment
         sim = run(["simulate", "--kafka-bootstrap", kafka.bootstrap, "--topic", events,
+                   "--no-labels",  # this broker creates no topics on its own
                    "--kafka-config", "security.protocol=SASL_SSL",
                    "--kafka-config", "sasl.mechanism=SCRAM-SHA-512",
                    "--kafka-config", f"sasl.username={SCRAM_USER}",

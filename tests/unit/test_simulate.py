@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,24 @@ from streams.durations import parse_duration_s
 from streams.events import InvalidEvent, decode_event
 from streams.simulate import (
     CHUNK,
+    SimLabel,
     count_columns,
     generate_events,
+    generate_labelled,
     generate_payloads,
     generate_records,
 )
-from streams.simulate_run import pace, write_training
-from streams.simulate_spec import BAD_KINDS, SimSpec, build_spec, parse_drift
+from streams.simulate_run import Flush, LabelledStream, LabelOut, pace, write_training
+from streams.simulate_spec import (
+    BAD_KINDS,
+    LabelDelay,
+    SimSpec,
+    build_spec,
+    parse_delay,
+    parse_drift,
+    parse_performance,
+    parse_tasks,
+)
 
 T0 = 1_800_000_000.0
 
@@ -196,3 +209,283 @@ def test_cli_out_and_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--numeric", "3", "--categorical", "1"]) == 0
     assert pq.read_table(tmp_path / "r.parquet").num_rows == 100
     assert main(["simulate", "--drift", "nope", "--out", "-", "--count", "1"]) == 2
+
+
+# -- ground truth (issue #13) -------------------------------------------------------------
+
+LABEL_MODEL = r"^[A-Za-z0-9._-]{1,128}$"
+
+
+def label_pairs(spec: SimSpec, n: int, seed: int = 0
+                ) -> list[tuple[dict[str, Any], SimLabel | None]]:
+    return [(r.event, lab) for chunk in generate_labelled(spec, n, T0, seed) for r, lab in chunk
+            if r.event is not None]
+
+
+def assert_label_contract(value: bytes) -> dict[str, Any]:
+    """A label event as DESIGN.md §1 has it: model, id, label number|string|bool, ts."""
+    event = json.loads(value)
+    assert set(event) == {"model", "id", "label", "ts"}
+    assert re.match(LABEL_MODEL, event["model"]) and isinstance(event["id"], str)
+    assert isinstance(event["label"], int | float | str | bool)
+    ts = event["ts"]
+    if isinstance(ts, str):
+        assert datetime.fromisoformat(ts).tzinfo is not None
+    else:
+        assert isinstance(ts, int | float) and ts > 0
+    return dict(event)
+
+
+def accuracy(pairs: list[tuple[dict[str, Any], SimLabel | None]]) -> tuple[float, float, int]:
+    """(realized accuracy, expected calibrated accuracy E[max(s, 1-s)], n labelled)."""
+    s = np.array([e["prediction"] for e, lab in pairs if lab is not None])
+    y = np.array([lab.label for _, lab in pairs if lab is not None])
+    right = (s >= 0.5) == (y == 1)
+    return float(right.mean()), float(np.maximum(s, 1 - s).mean()), len(s)
+
+
+def test_binary_labels_are_calibrated_then_accuracy_falls_as_requested() -> None:
+    n = 120_000  # 0..120 s of event time; the change starts at 60 s
+    spec = build_spec(["credit-risk"], 5, 2, performance=["accuracy=-0.15@60s"])
+    pairs = label_pairs(spec, n, seed=3)
+    before, after = pairs[: n // 2], pairs[n // 2:]
+    got, expected, k = accuracy(before)
+    tol = 4 * 0.5 / np.sqrt(k)  # 4 sd of a mean of Bernoulli draws
+    assert abs(got - expected) < tol, (got, expected, tol)
+    got_after, expected_after, k = accuracy(after)
+    assert abs((expected_after - got_after) - 0.15) < 4 * 0.5 / np.sqrt(k)
+    # calibrated: within score bins the positive rate is the mean score
+    s = np.array([e["prediction"] for e, _ in before])
+    y = np.array([lab.label for _, lab in before if lab is not None])
+    for lo, hi in ((0.0, 0.45), (0.45, 0.55), (0.55, 1.0)):
+        sel = (s >= lo) & (s < hi)
+        assert abs(y[sel].mean() - s[sel].mean()) < 4 * 0.5 / np.sqrt(sel.sum())
+
+
+def test_accuracy_drop_holds_under_input_drift_and_ends() -> None:
+    n = 90_000
+    drift = ["income:scale=4@30s", "age:scale=4@30s", "tenure:scale=4@30s"]
+    plain = label_pairs(build_spec(["m"], 5, 2, drifts=drift), n, seed=4)
+    worse = label_pairs(build_spec(["m"], 5, 2, drifts=drift,
+                                   performance=["m:accuracy=-0.2@30s..60s"]), n, seed=4)
+    assert [e for e, _ in plain] == [e for e, _ in worse]  # same predictions either way
+    for part in (slice(0, 30_000), slice(60_000, n)):  # calibrated, drifted inputs or not
+        got, expected, k = accuracy(plain[part])
+        assert abs(got - expected) < 4 * 0.5 / np.sqrt(k)
+        assert accuracy(worse[part])[0] == got  # outside the change: the very same labels
+    got, expected, k = accuracy(worse[30_000:60_000])
+    assert abs((expected - got) - 0.2) < 4 * 0.5 / np.sqrt(k)
+    # the drift itself moved the scores (so the calibrated accuracy differs from before)
+    assert abs(accuracy(plain[30_000:60_000])[1] - accuracy(plain[:30_000])[1]) > 0.01
+
+
+def test_regression_labels_add_noise_then_error() -> None:
+    n = 60_000
+    spec = build_spec(["demand"], 5, 2, tasks="regression", label_noise=10.0,
+                      performance=["mae=+5@20s..40s", "demand/rmse=+5@40s"])
+    pairs = label_pairs(spec, n, seed=5)
+    err = np.array([lab.label - e["prediction"] for e, lab in pairs if lab is not None])
+    preds = np.array([e["prediction"] for e, _ in pairs])
+    assert preds.std() > 5 and not ((preds >= 0) & (preds <= 1)).all()  # not a probability
+    parts = err[:20_000], err[20_000:40_000], err[40_000:]
+    sd_mae = 10 * np.sqrt(1 - 2 / np.pi) / np.sqrt(20_000)
+    assert abs(np.abs(parts[0]).mean() - 10 * np.sqrt(2 / np.pi)) < 4 * sd_mae + 0.01
+    assert abs(np.abs(parts[1]).mean() - (10 * np.sqrt(2 / np.pi) + 5)) < 6 * sd_mae + 0.01
+    assert abs(np.sqrt((parts[2] ** 2).mean()) - 15) < 0.3
+    assert abs(parts[0].mean()) < 4 * 10 / np.sqrt(20_000)  # unbiased
+
+
+def test_label_ratio_and_delay_distributions() -> None:
+    n = 40_000
+    for delay, check in (
+        ("30s", lambda d: np.allclose(d, 30.0)),
+        ("exp:30s", lambda d: abs(d.mean() - 30) < 4 * 30 / np.sqrt(len(d))
+         and abs(np.median(d) - 30 * np.log(2)) < 1.0 and d.min() >= 0),
+        ("uniform:10s..2m", lambda d: d.min() >= 10 and d.max() <= 120
+         and abs(d.mean() - 65) < 4 * 110 / np.sqrt(12 * len(d))
+         and abs(np.quantile(d, 0.25) - 37.5) < 2.0),
+    ):
+        spec = build_spec(["a", "b"], 3, 1, label_ratio=0.8, label_delay=delay)
+        labels = [lab for _, lab in label_pairs(spec, n, seed=6) if lab is not None]
+        assert abs(len(labels) / n - 0.8) < 4 * np.sqrt(0.8 * 0.2 / n)
+        d = np.array([lab.ts - lab.prediction_ts for lab in labels])
+        assert check(d), delay
+    # a smaller ratio keeps a subset of the same labels (draws do not depend on the plan)
+    many = {lab.id for _, lab in label_pairs(build_spec(["a"], 3, 1, label_ratio=0.8), 5000)
+            if lab}
+    few = {lab.id for _, lab in label_pairs(build_spec(["a"], 3, 1, label_ratio=0.3), 5000)
+           if lab}
+    assert few < many and abs(len(few) / 5000 - 0.3) < 0.03
+
+
+def stream_items(spec: SimSpec, n: int, flush: Flush, seed: int = 0
+                 ) -> list[tuple[str, dict[str, Any] | None, bytes]]:
+    out: list[tuple[str, dict[str, Any] | None, bytes]] = []
+    for item in LabelledStream(spec, n, T0, seed, flush=flush):
+        if isinstance(item, LabelOut):
+            out.append(("label", assert_label_contract(item.value), item.key))
+        else:
+            _, value = item
+            try:
+                decoded: dict[str, Any] | None = msgspec.json.decode(value)
+                decode_event(value)
+            except (InvalidEvent, msgspec.DecodeError):
+                decoded = None
+            out.append(("prediction", decoded, value))
+    return out
+
+
+def as_epoch(ts: str | float) -> float:
+    return datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else float(ts)
+
+
+@pytest.mark.parametrize("flush", ["due", "all"])
+def test_stream_is_in_event_time_order_and_labels_follow_their_predictions(
+        flush: Flush) -> None:
+    n = 12_000  # 12 s of event time; delays up to 3 s
+    spec = build_spec(["a", "b"], 3, 1, bad_ratio=0.02, label_ratio=0.7,
+                      label_delay="uniform:0s..3s")
+    items = stream_items(spec, n, flush, seed=8)
+    preds = [(i, e) for i, (kind, e, _) in enumerate(items) if kind == "prediction"]
+    assert [v for k, _, v in items if k == "prediction"] == [
+        r.value for r in generate_records(spec, n, T0, seed=8)]  # the same bytes
+    seen: dict[tuple[str, str], tuple[int, float]] = {}
+    last = float("-inf")
+    for i, (kind, e, key) in enumerate(items):
+        if e is None:  # malformed prediction
+            continue
+        ts = as_epoch(e["ts"])
+        assert ts >= last - 1e-9, (i, kind)  # event time never goes back
+        last = ts
+        if kind == "prediction":
+            seen[(e["model"], e["id"])] = (i, ts)
+            continue
+        assert key == e["id"].encode()
+        at, pred_ts = seen[(e["model"], e["id"])]  # its prediction came first
+        assert at < i and ts >= pred_ts and ts - pred_ts <= 3.0 + 1e-3
+    labels = [e for k, e, _ in items if k == "label"]
+    good = sum(1 for _, e in preds if e is not None)
+    assert len({(e["model"], e["id"]) for e in labels if e}) == len(labels)  # one per id
+    if flush == "all":
+        assert abs(len(labels) / good - 0.7) < 4 * np.sqrt(0.21 / good)
+    else:  # nothing after the last prediction: about 1.5 s x 1000/s x 0.7 are missing
+        last_pred = max(as_epoch(e["ts"]) for _, e in preds if e)
+        assert all(as_epoch(e["ts"]) <= last_pred for e in labels if e)
+        missing = 0.7 * good - len(labels)
+        assert 700 < missing < 1400
+
+
+def test_pace_sends_labels_apart_and_stops_cleanly() -> None:
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    spec = build_spec(["a"], 2, 1, events_per_s=100.0, label_delay="1s")
+    preds: list[bytes] = []
+    labels: list[bytes] = []
+    stream = LabelledStream(spec, None, T0, flush="all")
+    stats = pace(stream, lambda v, k: preds.append(v), rate=100.0, duration_s=5.0,
+                 clock=lambda: now[0], sleep=sleep, send_label=lambda v, k: labels.append(v),
+                 rest=stream.rest)
+    assert stats.sent == len(preds) == 500  # the rate counts predictions only
+    assert stats.labels == len(labels) == 500  # flush "all": every sent prediction's label
+    sent_ids = {json.loads(v)["id"] for v in preds}
+    assert {json.loads(v)["id"] for v in labels} == sent_ids  # none for the unsent one
+    due = LabelledStream(spec, 500, T0)
+    got = [x for x in due if isinstance(x, LabelOut)]
+    assert len(got) == 400  # labels of predictions 0..399 (1 s before the last one) are due
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("accuracy=-0.15@10m", ("accuracy", -0.15, 600.0, float("inf"), None)),
+    ("fraud:accuracy=-0.1@1m..2m", ("accuracy", -0.1, 60.0, 120.0, "fraud")),
+    ("m.v2/mae=+5@30s", ("mae", 5.0, 30.0, float("inf"), "m.v2")),
+    ("rmse=2.5@0..90", ("rmse", 2.5, 0.0, 90.0, None)),
+])
+def test_parse_performance(text: str, expected: tuple[object, ...]) -> None:
+    c = parse_performance(text)
+    assert (c.metric, c.amount, c.start_s, c.end_s, c.model) == expected
+
+
+@pytest.mark.parametrize("text,match", [
+    ("accuracy=-0.15", "expected"), ("precision=-0.1@1s", "expected"),
+    ("accuracy=0.1@1s", "can only fall"), ("accuracy=-0.6@1s", "at most 0.5"),
+    ("accuracy=-0.1@5s..2s", "ends before"), ("mae=1.2.3@1s", "amount"),
+])
+def test_parse_performance_rejects(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_performance(text)
+
+
+def test_parse_delay_and_tasks() -> None:
+    assert parse_delay("30s") == LabelDelay("fixed", 30.0, 30.0)
+    assert parse_delay("fixed:2m") == LabelDelay("fixed", 120.0, 120.0)
+    assert parse_delay("exp:500ms").mean_s == 0.5
+    assert parse_delay(" uniform:10s..2m ") == LabelDelay("uniform", 10.0, 120.0)
+    for bad in ("-1s", "exp:", "uniform:10s", "uniform:2m..10s", "gamma:3s", "soon"):
+        with pytest.raises(ConfigError, match="label delay"):
+            parse_delay(bad)
+    assert parse_tasks("regression", ["a", "b"]) == {"a": "regression", "b": "regression"}
+    assert parse_tasks("regression,b=binary", ["a", "b"]) == {"a": "regression", "b": "binary"}
+    with pytest.raises(ConfigError, match="bad task"):
+        parse_tasks("ranking", ["a"])
+    with pytest.raises(ConfigError, match="unknown model"):
+        parse_tasks("c=binary", ["a"])
+
+
+def test_spec_rejects_performance_that_does_not_fit() -> None:
+    with pytest.raises(ConfigError, match="regression models"):
+        build_spec(["a"], 2, 1, performance=["mae=+1@1s"])
+    with pytest.raises(ConfigError, match="binary models"):
+        build_spec(["a", "b"], 2, 1, tasks="b=regression", performance=["b:accuracy=-0.1@1s"])
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_spec(["a"], 2, 1, performance=["zz:accuracy=-0.1@1s"])
+    with pytest.raises(ConfigError, match="label ratio"):
+        build_spec(["a"], 2, 1, label_ratio=1.5)
+    # a fitting one among mixed tasks is fine, and training data ignores it
+    spec = build_spec(["a", "b"], 2, 1, tasks="b=regression",
+                      performance=["accuracy=-0.1@0s", "b:mae=+1@0s"])
+    assert len(spec.labels.changes) == 2
+
+
+def test_training_labels_column(tmp_path: Path) -> None:
+    spec = build_spec(["a", "b"], 3, 1, tasks="b=regression",
+                      performance=["a:accuracy=-0.5@0s"], label_ratio=0.1)
+    files = write_training(spec, tmp_path / "{model}.parquet", 20_000, seed=2, labels=True)
+    a = pq.read_table(files[0]).to_pydict()
+    assert len(a["label"]) == 20_000 and set(a["label"]) == {0, 1}  # every row, ints
+    s, y = np.array(a["prediction"]), np.array(a["label"])
+    right = ((s >= 0.5) == (y == 1)).mean()
+    assert abs(right - np.maximum(s, 1 - s).mean()) < 4 * 0.5 / np.sqrt(20_000)  # no change
+    b = pq.read_table(files[1]).to_pydict()
+    assert abs(np.abs(np.array(b["label"]) - np.array(b["prediction"])).mean()
+               - 10 * np.sqrt(2 / np.pi)) < 0.3
+
+
+def test_cli_labels_to_files_and_env_twins(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    out, lab = tmp_path / "p.jsonl", tmp_path / "l.jsonl"
+    argv = ["simulate", "--count", "3000", "--rate", "max", "--seed", "1", "--start-ts",
+            str(T0), "--out", str(out), "--labels-out", str(lab), "--no-progress",
+            "--label-flush", "all"]
+    monkeypatch.setenv("DRIFTLINE_LABEL_RATIO", "0.5")
+    monkeypatch.setenv("DRIFTLINE_LABEL_DELAY", "exp:1s")
+    monkeypatch.setenv("DRIFTLINE_PERFORMANCE", "accuracy=-0.1@1s;accuracy=-0.1@2s")
+    assert main(argv) == 0
+    preds = [json.loads(x) for x in out.read_text().splitlines()]
+    labels = [assert_label_contract(x.encode()) for x in lab.read_text().splitlines()]
+    assert len(preds) == 3000 and 1300 < len(labels) < 1700
+    assert f"wrote 3000 events and {len(labels)} labels" in capsys.readouterr().err
+    assert {x["id"] for x in labels} <= {x["id"] for x in preds}
+    assert main([*argv[:-2], "--label-ratio", "0"]) == 0  # the flag wins over the env
+    assert lab.read_text() == ""
+    monkeypatch.setenv("DRIFTLINE_LABEL_DELAY", "soon")
+    assert main(argv) == 2  # a bad env twin: one line, exit 2
+    assert "DRIFTLINE_LABEL_DELAY" in capsys.readouterr().err
+    monkeypatch.delenv("DRIFTLINE_LABEL_DELAY")
+    monkeypatch.setenv("DRIFTLINE_PERFORMANCE", "accuracy=+0.1@1s")
+    assert main(argv) == 2
+    assert "can only fall" in capsys.readouterr().err
+    monkeypatch.delenv("DRIFTLINE_PERFORMANCE")
+    assert main(["simulate", "--labels-out", str(lab), "--count", "1"]) == 2
