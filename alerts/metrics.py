@@ -94,6 +94,22 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
            ("model", "quantile")),
     Family(_G, "driftline_last_evaluation_timestamp_seconds",
            "When the model was last evaluated", ("model",)),
+    Family(_G, "driftline_performance", "Realized performance over the measurement window "
+           "(labeled predictions)", ("model", "metric")),
+    Family(_G, "driftline_performance_estimated", "Performance estimated from the scores "
+           "without labels (CBPE)", ("model", "metric")),
+    Family(_G, "driftline_performance_labels", "Labeled outcomes in the measurement window",
+           ("model",)),
+    Family(_G, "driftline_label_ratio", "Labeled share of the predictions with an id in the "
+           "measurement window", ("model",)),
+    Family(_G, "driftline_label_delay_seconds", "Label delay quantiles (label ts - prediction "
+           "ts)", ("model", "quantile")),
+    Family(_C, "driftline_labels", "Label join outcomes: joined, early (before the "
+           "prediction), late, duplicate, orphan, expired, evicted, forgotten",
+           ("model", "outcome")),
+    Family(_G, "driftline_labels_pending", "Predictions waiting for their label", ("model",)),
+    Family(_C, "driftline_concept_drift_detections", "Changes the detector found in the "
+           "error stream", ("model",)),
 )}
 
 
@@ -167,6 +183,40 @@ class DriftlineCollector(Collector):
             for q, ms in sorted(r.latency_ms.items()):
                 latency.add_metric([r.model, q], ms)
         yield from (drift, bound, nulls, firing, rows, incomplete, latency, evaluated)
+        yield from _performance_metrics(results)
+
+
+_LABEL_OUTCOMES = ("joined", "early_total", "late", "duplicate", "duplicate_prediction",
+                   "orphan", "expired", "evicted", "forgotten")
+
+
+def _performance_metrics(results: list[ModelResult]) -> Iterator[Metric]:
+    real, est = _new("driftline_performance"), _new("driftline_performance_estimated")
+    labels, ratio = _new("driftline_performance_labels"), _new("driftline_label_ratio")
+    delay, joined = _new("driftline_label_delay_seconds"), _new("driftline_labels")
+    pending, detections = (_new("driftline_labels_pending"),
+                           _new("driftline_concept_drift_detections"))
+    for r in results:
+        p = r.performance
+        if p is None:
+            continue
+        for name, m in sorted(p.metrics.items()):
+            if m.value is not None:
+                real.add_metric([r.model, name], m.value)
+        for name, m in sorted(p.estimated.items()):
+            if m.value is not None:
+                est.add_metric([r.model, name.removeprefix("estimated_")], m.value)
+        labels.add_metric([r.model], p.labels)
+        if p.label_ratio is not None:
+            ratio.add_metric([r.model], p.label_ratio)
+        for q, seconds in sorted(p.delay_s.items()):
+            delay.add_metric([r.model, q], seconds)
+        for outcome in _LABEL_OUTCOMES:
+            joined.add_metric([r.model, outcome.removesuffix("_total")],
+                              p.counters.get(outcome, 0))
+        pending.add_metric([r.model], p.counters.get("pending", 0))
+        detections.add_metric([r.model], p.detections)
+    yield from (real, est, labels, ratio, delay, joined, pending, detections)
 
 
 def _recovery_metrics(health: Health) -> Iterator[Metric]:

@@ -12,20 +12,17 @@ Independent of any Kafka library, Redis and the clock; both runners (confluent-k
     proc.flushed(cp)                        # then commit Kafka offset cp.applied_offset + 1
     proc.revoke(p)                          # on revocation, after a final checkpoint
 
-Guarantees the runner relies on: records at or below the partition's applied offset are
-skipped (so replays after a crash count nothing twice); records for partitions not
-assigned are ignored; the watermarks (largest event time seen, per partition *and model*)
-and lateness decisions are computed record by record in offset order and stored with the
-offset, so the result does not depend on how the stream is cut into batches. One model's
-clock never moves another model's windows, and an event further than ``max_future_ms``
-ahead of its Kafka timestamp is ``bad_ts`` (it would otherwise make later events late).
+Guarantees: records at or below the partition's applied offset are skipped (replays
+count nothing twice); watermarks (per partition *and model*) and lateness are decided
+record by record in offset order and stored with the offset, so batching changes
+nothing; one model's clock never moves another's windows; an event further than
+``max_future_ms`` ahead of its Kafka timestamp is ``bad_ts``. Accepted predictions with an
+``id`` of models that take labels ride along in the checkpoint for the label join.
 
-Nothing in a payload makes :meth:`Processor.process` raise: bad records are rejected
-with a reason, values a sketch cannot take are counted as type mismatches
-(:meth:`DatasetProfile.update`), and names beyond the :class:`Limits` are rejected with
-reason ``limit``. Should anything still raise, the runner discards the processor's
-in-memory state without checkpointing it and resumes from Redis: a batch reaches the
-store all or nothing.
+Nothing in a payload makes :meth:`Processor.process` raise: bad records are rejected with
+a reason, values a sketch cannot take are type mismatches, names beyond the
+:class:`Limits` are rejected (``limit``). Should anything still raise, the runner discards
+the in-memory state unsaved and resumes from Redis: a batch is stored all or nothing.
 """
 
 from __future__ import annotations
@@ -37,16 +34,8 @@ from typing import NamedTuple
 
 from sketches.profile import DatasetProfile
 from streams.columnarise import columnarise
-from streams.events import (
-    _DECODER as _EVENT_DECODER,
-)
-from streams.events import (
-    DEFAULT_MAX_BYTES,
-    Event,
-    InvalidEvent,
-    decode_event,
-    event_time_ms,
-)
+from streams.events import _DECODER as _EVENT_DECODER
+from streams.events import DEFAULT_MAX_BYTES, Event, InvalidEvent, decode_event, event_time_ms
 from streams.join_items import JoinItem, prediction_item
 from streams.windows import Counters, Limits, ModelCatalog, ModelSpec, WindowKey
 

@@ -54,3 +54,20 @@ def test_readme_models_file_is_valid(tmp_path: Path) -> None:
     assert rules.rules.correction == "bh"
     assert rules.rules.column_thresholds["income"]["psi"] == 0.1
     assert rules.ranges == {"age": (18.0, 120.0), "income": (0.0, None)}
+
+
+def test_readme_performance_table_is_valid(tmp_path: Path) -> None:
+    from driftline.alerting import load_alerting
+    from driftline.models import load_catalog
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    perf = [b for b in blocks if "[models.credit-risk.performance]" in b]
+    assert perf, "README lost its performance table example"
+    path = tmp_path / "models.toml"
+    path.write_text(blocks[0] + perf[0])
+    spec = load_catalog(path).models["credit-risk"].labels
+    assert spec is not None and spec.task == "binary" and spec.label_ttl_ms == 7 * 86_400_000
+    cfg = load_alerting(path)[0]["credit-risk"].performance
+    assert cfg is not None and cfg.detector == "adwin" and cfg.min_label_ratio == 0.5
+    assert cfg.rules.rules["accuracy"] == {"min": 0.8}

@@ -6,6 +6,7 @@ import gzip
 import urllib.request
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import (
@@ -108,3 +109,32 @@ def test_webhook_figures_only_where_there_is_a_webhook() -> None:
     assert samples["driftline_webhook_deliveries_total"] == 3
     assert samples["driftline_webhook_failures_total"] == 7
     assert samples["driftline_webhook_queued_alerts"] == 1
+
+
+def test_performance_and_label_health_are_exposed() -> None:
+    from alerts.results import PerformanceResult
+
+    perf = PerformanceResult(
+        state="ok", labels=900, predictions=1000, label_ratio=0.9,
+        metrics={"accuracy": MetricResult(0.81), "auc": MetricResult(0.88, 0.002)},
+        estimated={"estimated_accuracy": MetricResult(0.84, 0.01)},
+        reference={"accuracy": 0.85},
+        counters={"joined": 900, "pending": 100, "expired": 3, "orphan": 2, "early_total": 5},
+        delay_s={"0.5": 30.0, "0.99": 600.0}, detections=2)
+    result = msgspec.structs.replace(RESULT, performance=perf)
+    c = DriftlineCollector(lambda: [result], lambda: Health())
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in c.collect() for s in fam.samples}
+    model = ("model", "credit-risk")
+    assert samples[("driftline_performance", (("metric", "accuracy"), model))] == 0.81
+    assert samples[("driftline_performance_estimated", (("metric", "accuracy"), model))] == 0.84
+    assert samples[("driftline_label_ratio", (model,))] == 0.9
+    assert samples[("driftline_label_delay_seconds", (model, ("quantile", "0.99")))] == 600.0
+    assert samples[("driftline_labels_total", (model, ("outcome", "expired")))] == 3
+    assert samples[("driftline_labels_total", (model, ("outcome", "early")))] == 5
+    assert samples[("driftline_labels_pending", (model,))] == 100
+    assert samples[("driftline_concept_drift_detections_total", (model,))] == 2
+    # a model without labels configured exposes none of them
+    bare = {fam.name for fam in DriftlineCollector(lambda: [RESULT], lambda: Health()).collect()
+            for _ in fam.samples}
+    assert not {n for n in bare if "performance" in n or n.startswith("driftline_label")}
