@@ -288,11 +288,17 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
     as :func:`streams.worker.run_confluent_worker`; runs until SIGTERM / SIGINT."""
     from confluent_kafka import Producer
 
+    from streams.label_worker import join_store, label_specs, label_worker
     from streams.runner import producer_config
     from streams.worker import build_processor, build_store
 
     producer = Producer(producer_config(settings.kafka_bootstrap))
     store = build_store(settings, catalog)
+    specs = label_specs(catalog)
+    join = join_store(store.client, settings.key_prefix, specs, settings.id_key) if specs else None
+    labels = (label_worker(settings.kafka_bootstrap, f"{settings.group}-labels",
+                           settings.labels_topic, settings.labels_dlq_topic, join)
+              if join is not None else None)  # the labels topic is read by confluent-kafka
     runner = FaustRunner(
         bootstrap=settings.kafka_bootstrap,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
@@ -302,12 +308,17 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
                            take_max=max(settings.batch_size, 1),
                            take_within_s=min(settings.checkpoint_interval_s, 1.0),
                            session_timeout_s=settings.session_timeout_ms / 1000),
+        join=partial(join.put, "p") if join is not None else None,
     )
     if on_health is not None:
         on_health(runner.health)
+    if labels is not None:
+        labels.start()
     try:
         runner.run()
     finally:
+        if labels is not None:
+            labels.stop()
         producer.flush(10)
         store.client.close()
     log.info("faust worker stopped: %d records, %d checkpoints", runner.health.records,
