@@ -50,6 +50,7 @@ from sketches.performance_rules import PerformanceRules
 from sketches.reference import Reference
 from sketches.rules import DEFAULT_THRESHOLDS, DriftRules
 from sketches.types import ColumnType
+from streams.join_items import label_text
 
 RULE_KEYS = frozenset({"mode", "alpha", "correction", "learned", "k_sd", "thresholds", "columns"})
 SEVERITIES = ("info", "warning", "critical")
@@ -176,7 +177,7 @@ def performance_config(raw: Mapping[str, Any], where: str) -> PerformanceConfig:
             raise ValueError("min_label_ratio must be in [0, 1] and min_labels >= 1")
         return PerformanceConfig(
             task=task,
-            positive=str(raw.get("positive", "1")),
+            positive=label_text(raw.get("positive", "1")),
             threshold=float(raw.get("threshold", 0.5)),
             min_labels=min_labels,
             measure_ms=(parse_duration_ms(raw["measure"], f"{where}.measure")

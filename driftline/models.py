@@ -28,6 +28,7 @@ from sketches.errors import ConfigError
 from sketches.types import ColumnType
 from streams.durations import parse_duration_ms
 from streams.events import MODEL_PATTERN
+from streams.join_items import label_text
 from streams.windows import (
     DEFAULT_RETENTION_MS,
     DEFAULT_WINDOW_MS,
@@ -107,12 +108,12 @@ def label_spec(raw: Mapping[str, Any], where: str, window_ms: int, retention_ms:
     extra = set(raw) - PERFORMANCE_KEYS
     if extra:
         raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
-    positive = str(raw.get("positive", "1"))
+    positive = label_text(raw.get("positive", "1"))
     try:
         return LabelSpec(
             task=str(raw.get("task", "binary")),
             positive=positive,
-            negative=str(raw.get("negative", _NEGATIVE.get(positive, f"not-{positive}"))),
+            negative=label_text(raw.get("negative", _NEGATIVE.get(positive, f"not-{positive}"))),
             threshold=float(raw.get("threshold", 0.5)),
             label_ttl_ms=parse_duration_ms(raw.get("label_ttl", "7d"), f"{where}.label_ttl"),
             max_pending=int(raw.get("max_pending", 1_000_000)),

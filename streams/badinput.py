@@ -93,7 +93,7 @@ _OPTIONAL: Final = {
     "version": ({"string"}, "a string"),
     "id": ({"string", "null"}, "a string or null"),
     "ts": ({"string", "number", "null"}, "an RFC 3339 string, epoch seconds or null"),
-    "label": ({"string", "number", "null"}, "a number, a string or null"),
+    "label": ({"string", "number", "boolean", "null"}, "a number, a string, a bool or null"),
     "latency_ms": ({"number", "null"}, "a number or null"),
 }
 _FEATURE_KINDS: Final = {"null", "bool", "number", "string"}

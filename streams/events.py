@@ -63,7 +63,7 @@ class Event(msgspec.Struct, frozen=True):
     version: ModelName = "default"
     id: str | None = None
     ts: str | float | None = None
-    label: float | str | None = None
+    label: bool | float | str | None = None
     latency_ms: float | None = None
 
 

@@ -313,6 +313,7 @@ def run_worker(settings: WorkerSettings, catalog: ModelCatalog,
     if on_health is not None:
         on_health(runner.health)
     if labels is not None:
+        labels.on_fatal = runner.stop
         labels.start()
     try:
         runner.run()

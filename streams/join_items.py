@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -31,15 +32,31 @@ class JoinItem(NamedTuple):
     """Inline label (predictions) or the label (label records); "" for none."""
 
 
+MAX_NUMBER = 1e100
+"""Larger predictions or labels are not scored (their squared error would overflow)."""
+
+
 def label_text(value: float | str | bool) -> str:
     """A label / class value as the join stores it: integral numbers without ``.0``,
-    bools as ``true`` / ``false``, strings as they are."""
+    bools as ``true`` / ``false``, strings as they are but ``|`` (it separates the
+    predicted and the true class in the stored confusion cells) written ``/``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float | int):
         f = float(value)
         return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
-    return value
+    return value.replace("|", "/")
+
+
+def _number(value: object) -> float | None:
+    """A finite number within :data:`MAX_NUMBER`, else None."""
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) and abs(f) <= MAX_NUMBER else None
 
 
 def prediction_fields(spec: LabelSpec, prediction: float | str | Mapping[str, float]
@@ -47,9 +64,8 @@ def prediction_fields(spec: LabelSpec, prediction: float | str | Mapping[str, fl
     """(class, number) the join keeps for a prediction under ``spec``; None when the
     prediction cannot be scored for the model's task (counted, not joined)."""
     if spec.task == "regression":
-        if isinstance(prediction, float | int) and not isinstance(prediction, bool):
-            return "", repr(float(prediction))
-        return None
+        num = _number(prediction)
+        return None if num is None else ("", repr(num))
     if isinstance(prediction, Mapping):
         if not prediction:
             return None
@@ -57,9 +73,9 @@ def prediction_fields(spec: LabelSpec, prediction: float | str | Mapping[str, fl
         if spec.task == "binary" and spec.positive in prediction:
             score = float(prediction[spec.positive])
             return "", repr(min(1.0, max(0.0, score)))
-        return best[:MAX_TEXT], ""
+        return label_text(best)[:MAX_TEXT], ""
     if isinstance(prediction, str):
-        return prediction[:MAX_TEXT], ""
+        return label_text(prediction)[:MAX_TEXT], ""
     if isinstance(prediction, bool):
         return label_text(prediction), ""
     score = float(prediction)
@@ -71,9 +87,8 @@ def prediction_fields(spec: LabelSpec, prediction: float | str | Mapping[str, fl
 def label_fits(spec: LabelSpec, label: float | str | bool) -> str | None:
     """The stored label text, or None when the label has the wrong type for the task."""
     if spec.task == "regression":
-        if isinstance(label, bool) or not isinstance(label, float | int):
-            return None
-        return repr(float(label))
+        num = _number(label)
+        return None if num is None else repr(num)
     text = label_text(label)[:MAX_TEXT]
     if spec.task == "binary" and text not in (spec.positive, spec.negative):
         return None

@@ -10,9 +10,10 @@ the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
                        duplicate_prediction, late, forgotten, evicted, joined)
     base:slices        zset of live slice numbers (slice = ts // slice_ms)
     base:sb            hash: slice -> its number of buckets, set when the slice is made
-                       from what waits then (so small models keep few keys)
+                       from what waits then and the newest slice's entries (n:<slice>),
+                       so small models keep few keys and busy ones small buckets
     base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s:
-                         "P<pred ts ms>;<version>;<class>;<score or number>": waiting
+                         "P<pred ts ms>;<version>;<score or number>;<class>": waiting
                          "L<label ts ms>;<label>": a label whose prediction has not come
                          "D"  joined (kept to recognise duplicates until the slice expires)
                          "F"  forgotten (driftline forget): later labels are dropped
@@ -82,24 +83,33 @@ end
 local function place(hid, ts, value)
   local s = tostring(math.floor(ts / slice_ms))
   if sizes[s] == nil and redis.call('ZSCORE', base .. ':slices', s) == false then
-    -- a new slice: as many buckets as keep one slice's share of what waits now near
-    -- TARGET entries each (small hashes stay in Redis's compact encoding)
+    -- a new slice: enough buckets for about TARGET entries each (small hashes stay in
+    -- Redis's compact encoding), judged from one slice's share of what waits now and
+    -- from how many entries the newest slice took
     local waiting = tonumber(redis.call('HGET', meta, 'pending') or '0')
       + tonumber(redis.call('HGET', meta, 'early') or '0')
-    local b = math.max(1, math.min(buckets, math.ceil(waiting / per_ttl / target)))
+    local expect = waiting / per_ttl
+    local all = slices()
+    if #all > 0 then
+      local last = tonumber(redis.call('HGET', base .. ':sb', 'n:' .. all[#all]) or '0')
+      if last > expect then expect = last end
+    end
+    local b = math.max(1, math.min(buckets, math.ceil(expect / target)))
     redis.call('HSET', base .. ':sb', s, b)
     redis.call('ZADD', base .. ':slices', tonumber(s), s)
     sizes[s] = b
     live = nil
   end
   local k = bkey(hid, s)
-  redis.call('HSET', k, hid, value)
+  if redis.call('HSET', k, hid, value) == 1 then
+    redis.call('HINCRBY', base .. ':sb', 'n:' .. s, 1)
+  end
   return k
 end
 
 local function bucket(x, prefix, zero, tiny)
   if x <= tiny then return zero end
-  return prefix .. math.ceil(math.log(x) / LOGG)
+  return prefix .. (math.ceil(math.log(x) / LOGG) + 0)  -- + 0: never "-0"
 end
 
 local function cls(c)
@@ -124,6 +134,13 @@ local function fmt(x) return string.format('%.17g', x) end
 
 local function complete(ver, pts, pclass, num, label, lts, clock)
   local w = window_of(ver, pts)
+  if task == 'r' then  -- checked before any write: a script error would leave half of it
+    local e = tonumber(num) - tonumber(label)
+    if e ~= e or e * e == math.huge then
+      redis.call('HINCRBY', meta, 'unscorable', 1)
+      return
+    end
+  end
   redis.call('HINCRBY', w, 'n', 1)
   local err
   if task == 'r' then
@@ -144,7 +161,7 @@ local function complete(ver, pts, pclass, num, label, lts, clock)
       local s = tonumber(num)
       if task == 'b' then
         if s >= threshold then pc = pos else pc = neg end
-        redis.call('HINCRBY', w, 's:' .. lc .. ':' .. math.min(math.floor(s * 1000), 999), 1)
+        redis.call('HINCRBY', w, 's:' .. lc .. ':' .. (math.min(math.floor(s * 1000), 999) + 0), 1)
       end
     end
     pc = cls(pc)
@@ -162,9 +179,14 @@ local function complete(ver, pts, pclass, num, label, lts, clock)
   end
 end
 
-local function split(v)  -- "P<ts>;<ver>;<class>;<num>" or "L<ts>;<label>"
-  local out = {}
-  for part in string.gmatch(string.sub(v, 2) .. ';', '([^;]*);') do out[#out + 1] = part end
+local function split(v, n)  -- n ';'-separated parts after the kind; the last keeps any ';'
+  local out, pos = {}, 2
+  for _ = 1, n - 1 do
+    local j = string.find(v, ';', pos, true)
+    out[#out + 1] = string.sub(v, pos, j - 1)
+    pos = j + 1
+  end
+  out[#out + 1] = string.sub(v, pos)
   return out
 end
 """
@@ -202,7 +224,7 @@ for _ = 1, tonumber(ARGV[16]) do
         if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
       elseif kind == 'L' then
         redis.call('HINCRBY', w, 'p', 1)
-        local l = split(v)
+        local l = split(v, 2)
         complete(a, ts, b, c, l[2], l[1], clock)
         redis.call('HSET', k, hid, 'D')
         redis.call('HINCRBY', meta, 'early', -1)
@@ -210,13 +232,13 @@ for _ = 1, tonumber(ARGV[16]) do
       else
         redis.call('HINCRBY', w, 'p', 1)
         touch(w, a)
-        place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. b .. ';' .. c)
+        place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. c .. ';' .. b)
         redis.call('HINCRBY', meta, 'pending', 1)
       end
     else  -- a label: d = label
       if kind == 'P' then
-        local p = split(v)
-        complete(p[2], tonumber(p[1]), p[3], p[4], d, ts, clock)
+        local p = split(v, 4)
+        complete(p[2], tonumber(p[1]), p[4], p[3], d, ts, clock)
         redis.call('HSET', k, hid, 'D')
         redis.call('HINCRBY', meta, 'pending', -1)
       elseif kind == 'D' or kind == 'L' then
@@ -249,7 +271,7 @@ local function drop(s, why)
       local v = all[j]
       local kind = string.sub(v, 1, 1)
       if kind == 'P' then
-        local p = split(v)
+        local p = split(v, 4)
         local w = window_of(p[2], tonumber(p[1]))
         redis.call('HINCRBY', w, 'x', 1)
         touch(w, p[2])
@@ -264,7 +286,7 @@ local function drop(s, why)
     if #all > 0 then redis.call('DEL', k) end
   end
   redis.call('ZREM', base .. ':slices', s)
-  redis.call('HDEL', base .. ':sb', s)
+  redis.call('HDEL', base .. ':sb', s, 'n:' .. s)
   done = done + 1
 end
 for _, s in ipairs(slices()) do

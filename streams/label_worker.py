@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +36,17 @@ def join_store(client: redis.Redis, prefix: str, specs: Mapping[str, LabelSpec],
     return JoinStore(client, prefix=prefix, specs=specs, key=id_key(client, prefix, key))
 
 
-def label_consumer_config(kafka: KafkaConnection | str, group: str) -> dict[str, Any]:
-    """The labels consumer: its own group, committed offsets (the join skips replays)."""
-    return client_config(kafka, {"session.timeout.ms": 10_000}, fixed={
+def label_consumer_config(kafka: KafkaConnection | str, group: str,
+                          instance_id: str | None = None) -> dict[str, Any]:
+    """The labels consumer: its own group, committed offsets (the join skips replays);
+    static membership (``<instance id>-labels``) when the worker has an instance id, so a
+    restarted worker gets its label partitions back without waiting out the session."""
+    fixed: dict[str, Any] = {
         "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky"})
+        "partition.assignment.strategy": "cooperative-sticky"}
+    if instance_id:
+        fixed["group.instance.id"] = f"{instance_id}-labels"
+    return client_config(kafka, {"session.timeout.ms": 10_000}, fixed=fixed)
 
 
 @dataclass
@@ -49,7 +55,11 @@ class LabelWorker:
 
     runner: LabelRunner
     producer: Any
+    on_fatal: Callable[[], None] = lambda: None
+    """Called when the label runner dies: the worker stops (and exits non-zero) rather
+    than keep running without labels while it reports ready."""
     thread: threading.Thread | None = None
+    failed: bool = False
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="driftline-labels", daemon=True)
@@ -59,8 +69,9 @@ class LabelWorker:
         try:
             self.runner.run()
         except Exception:
-            log.exception("the label runner stopped")
-            raise
+            log.exception("the label runner died; stopping the worker")
+            self.failed = True
+            self.on_fatal()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         self.runner.stop()
@@ -70,10 +81,10 @@ class LabelWorker:
 
 
 def label_worker(kafka: KafkaConnection | str, group: str, topic: str, dlq_topic: str,
-                 join: JoinStore) -> LabelWorker:
+                 join: JoinStore, instance_id: str | None = None) -> LabelWorker:
     producer = Producer(producer_config(kafka, "dlq"))
     runner = LabelRunner(
-        consumer=Consumer(label_consumer_config(kafka, group)),
+        consumer=Consumer(label_consumer_config(kafka, group, instance_id)),
         dlq=DlqSender(producer, topic=dlq_topic, source_topic=topic),
         put=join.put, specs=join.specs, topic=topic, retry=default_redis_retry(),
     )

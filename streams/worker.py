@@ -163,7 +163,8 @@ def run_confluent_worker(
     specs = label_specs(catalog)
     join = join_store(store.client, settings.key_prefix, specs, settings.id_key) if specs else None
     labels = (label_worker(settings.kafka_connection, f"{settings.group}-labels",
-                           settings.labels_topic, settings.labels_dlq_topic, join)
+                           settings.labels_topic, settings.labels_dlq_topic, join,
+                           settings.instance_id)
               if join is not None else None)
     runner = ConfluentRunner(
         consumer=consumer,
@@ -191,6 +192,7 @@ def run_confluent_worker(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     if labels is not None:
+        labels.on_fatal = runner.stop
         labels.start()
     try:
         runner.run()
@@ -205,4 +207,4 @@ def run_confluent_worker(
         store.client.close()
     log.info("worker stopped: %d records, %d checkpoints", runner.health.records,
              runner.health.checkpoints)
-    return 0
+    return 1 if labels is not None and labels.failed else 0
