@@ -29,7 +29,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 import redis
@@ -37,15 +37,12 @@ import redis
 from alerts import operational, performance
 from alerts.keys import AlertKeys
 from alerts.machine import Policy, State, Track, step, track_from_bytes, track_to_bytes
-from alerts.message import Alert, alert_id
+from alerts.message import Alert
 from alerts.operational import IncidentSource
 from alerts.outcome import (
     Check,
     build_alert,
-    build_result,
-    latency,
-    range_checks,
-    report_checks,
+    scoped_result,
 )
 from alerts.performance import PerformanceConfig, PerformanceSource
 from alerts.publish import Notifier, PublishError
@@ -54,9 +51,17 @@ from alerts.results import (
     result_from_bytes,
     result_to_bytes,
 )
+from alerts.scopes import (
+    Compared,
+    Scope,
+    compare,
+    scopes_of,
+    split_id,
+    superseded,
+)
 from alerts.shards import Owner
+from sketches.baseline import ReferenceChoice
 from sketches.cbpe import EstimatedPerformance
-from sketches.drift import DriftReport, compare_profiles
 from sketches.errors import StateFormatError
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
@@ -104,6 +109,15 @@ class ReferenceSource(Protocol):
     def get(self, model: str, version: str) -> Reference | None: ...
 
 
+@runtime_checkable
+class WindowReferenceSource(Protocol):
+    """A source whose reference may follow the measurement window (a trailing production
+    baseline, ``[models.M.reference]``; ``streams.baseline``): asked with its start."""
+
+    def get(self, model: str, version: str) -> Reference | None: ...
+    def for_window(self, model: str, version: str, start_ms: int) -> Reference | None: ...
+
+
 class Publisher(Protocol):
     def publish(self, alerts: Sequence[Alert]) -> None: ...
 
@@ -126,9 +140,14 @@ class ModelRules:
     retention_ms: int = 3_600_000
     """The model's tumbling window and late-event retention (from the models file): when
     its windows are closed, for compaction."""
+    compare_versions: tuple[str, str] | None = None
+    """Canary / shadow comparison: (baseline version, canary version) (alerts.scopes)."""
     performance: PerformanceConfig | None = None
     """Ground truth (``[models.M.performance]``): realized / estimated performance,
     label health and change detectors (:mod:`alerts.performance`)."""
+    reference: ReferenceChoice = field(default_factory=ReferenceChoice)
+    """``[models.M.reference]``: the training reference or a trailing production
+    baseline (wired by the CLI into the :class:`ReferenceSource`)."""
 
 
 class Evaluator:
@@ -166,11 +185,11 @@ class Evaluator:
         self.is_leader = False
         """Owns at least one shard (reports the global figures when it owns shard 0)."""
         self._measured: dict[str, Measurement] = {}
-        # model -> (measurement, reference, report, checks, (rows, latency)): reused while
-        # neither the measurement nor the reference changed
-        self._compared: dict[str, tuple[Measurement, Reference | None, DriftReport | None,
-                                        list[Check], tuple[int, dict[str, float]],
-                                        EstimatedPerformance | None]] = {}
+        # (model, scope) -> (measurement, comparison): reused while neither the measurement
+        # nor the reference changed; model -> (measurement, reference, CBPE estimate)
+        self._compared: dict[tuple[str, str], tuple[Measurement, Compared]] = {}
+        self._estimates: dict[str, tuple[Measurement, Reference | None,
+                                         EstimatedPerformance | None]] = {}
         self._incidents = incidents
         self._topic = topic
         self._housekeeping = housekeeping
@@ -200,7 +219,9 @@ class Evaluator:
         gone = set(self._measured) - {cfg.model for cfg in owned}
         for model in gone:  # moved to another shard owner
             self._measured.pop(model, None)
-            self._compared.pop(model, None)
+            self._estimates.pop(model, None)
+        for key in [k for k in self._compared if k[0] in gone]:
+            del self._compared[key]
         if gone:
             self._windows.forget(gone)
         wanted = None if dirty is None else set(dirty)
@@ -262,42 +283,41 @@ class Evaluator:
                 log.exception("model %s: notifier %r refused alerts", model, notifier)
 
     def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
-        version = max(m.versions, key=lambda v: m.versions[v].rows)
-        reference = self._references.get(cfg.model, version)
         tracks = self._load_tracks(cfg.model)
-        cached = self._compared.get(cfg.model)
-        if cached is not None and cached[0] is m and cached[1] is reference:
-            report, checks, (rows, lat), est = cached[2], cached[3], cached[4], cached[5]
-        else:
-            current = merge_typed(m.versions.values(), reference)
-            report = None if reference is None else compare_profiles(reference, current,
-                                                                     cfg.rules)
-            checks = [] if report is None else report_checks(report) + range_checks(cfg,
-                                                                                     current)
-            if m.incomplete:  # never compared as if whole: every alert holds its state
-                checks = [dataclasses.replace(c, breached=None) for c in checks]
-            rows, lat = current.rows, latency(current)  # (the merge itself is not kept)
-            est = (performance.estimated(cfg.performance, reference, current)
-                   if cfg.performance is not None else None)
-            self._compared[cfg.model] = (m, reference, report, checks, (rows, lat), est)
-        perf = self._evaluate_performance(cfg, m, reference, est, now)
-        model_checks = perf.checks if perf is not None else []
-        if report is None and perf is None:
+        compared = [self._compare(cfg, m, scope) for scope in scopes_of(cfg, m)]
+        main = compared[0]
+        version = main.scope.version
+        est = self._estimates.get(cfg.model)
+        if est is None or est[0] is not m or est[1] is not main.reference:
+            self._estimates[cfg.model] = est = (m, main.reference, (
+                performance.estimated(cfg.performance, main.reference, main.current)
+                if cfg.performance is not None and main.current is not None else None))
+        perf = self._evaluate_performance(cfg, m, main.reference, est[2], now)
+        if all(c.report is None for c in compared) and perf is None:
             result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
-                                 m.end_ms / 1000, rows, now, latency_ms=lat)  # fmt: skip
+                                 m.end_ms / 1000, main.rows, now,
+                                 latency_ms=main.latency)  # fmt: skip
             self._store(cfg.model, token, tracks, result)
             return []
+        checks = [c for cmp in compared for c in cmp.checks]
+        checks += perf.checks if perf is not None else []
+        ids = {c.alert_id(cfg.model) for c in checks}
+        multi = any(c.scope.suffix.startswith("@version=") and c.scope.compare_to is None
+                    for c in compared)
+        for aid in superseded(tracks, ids, multi):  # the other version mode: resolve them
+            column, metric, suffix = split_id(aid)
+            checks.append(Check(column, metric, None, 0.0, False, scope=suffix))
         emitted: list[Alert] = []
         firing: dict[str, str] = {}
-        for check in [*(checks if report is not None else []), *model_checks]:
-            aid = alert_id(cfg.model, check.alert_column, check.metric)
+        for check in checks:
+            aid = check.alert_id(cfg.model)
             old = tracks.get(aid, Track())
             new, emit = step(old, check.breached, now, cfg.policy)
             severity = (cfg.quality_severity if check.quality or check.kind == "operational"
                         else cfg.drift_severity)
             if emit is not None:
                 emitted.append(build_alert(cfg, version, m, check, new, old, emit, severity, now,
-                                           rows))  # fmt: skip
+                                           main.rows))  # fmt: skip
             if new != Track():
                 tracks[aid] = new
             else:
@@ -306,12 +326,7 @@ class Evaluator:
                 firing[aid] = severity
         if emitted:
             self._send(emitted, cfg.model)
-        if report is not None:
-            result = build_result(cfg.model, version, m, report, checks, now, firing, lat)
-        else:
-            result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
-                                 m.end_ms / 1000, rows, now, firing=sorted(firing),
-                                 severities=firing, latency_ms=lat)  # fmt: skip
+        result = scoped_result(cfg.model, m, compared, now, firing)
         extra: dict[str, bytes] = {}
         if perf is not None:
             result = msgspec.structs.replace(result, performance=perf.result)
@@ -322,6 +337,23 @@ class Evaluator:
         elif perf is not None and perf.detector is not None and self._performance is not None:
             self._performance.trim(cfg.model, perf.detector.position)  # consumed and stored
         return emitted
+
+    def _compare(self, cfg: ModelRules, m: Measurement, scope: Scope) -> Compared:
+        """:func:`alerts.scopes.compare`, reused while the measurement and the reference
+        are the same objects (the merged profile itself is not kept)."""
+        key = (cfg.model, scope.suffix)
+        refs = self._references
+        reference = (None if scope.compare_to is not None
+                     else refs.for_window(cfg.model, scope.version, m.start_ms)
+                     if isinstance(refs, WindowReferenceSource)
+                     else refs.get(cfg.model, scope.version))
+        cached = self._compared.get(key)
+        if cached is not None and cached[0] is m and cached[1].reference is reference \
+                and cached[1].scope == scope:
+            return cached[1]
+        done = compare(cfg, m, scope, lambda _v: reference)
+        self._compared[key] = (m, dataclasses.replace(done, current=None))
+        return done
 
     def _evaluate_performance(self, cfg: ModelRules, m: Measurement, reference: Reference | None,
                               est: EstimatedPerformance | None, now: float
@@ -376,13 +408,3 @@ def load_results(client: redis.Redis, prefix: str, models: Sequence[str]) -> lis
         except StateFormatError as exc:
             log.error("model %s: unreadable stored result: %s", model, exc)
     return out
-
-
-def merge_typed(profiles: Iterable[DatasetProfile], reference: Reference | None
-                ) -> DatasetProfile:
-    """Merge window profiles into one typed by the reference, not by which window happened
-    to come first: a column whose values changed type shows as ``type_mismatch``."""
-    current = DatasetProfile(types=reference.profile.types_known() if reference else None)
-    for prof in profiles:
-        current.merge(prof)
-    return current

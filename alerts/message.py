@@ -38,6 +38,10 @@ class Alert(msgspec.Struct, frozen=True):
     ts: str
     summary: str
     repeat: bool = False
+    compare_to: str | None = None
+    """Canary alerts: the baseline version the alert's ``version`` was compared with."""
+    segment: dict[str, str] | None = None
+    """Segment alerts: ``{"column": "country", "value": "DE"}`` (id suffix ``@country=DE``)."""
 
 
 def alert_id(model: str, column: str, metric: str) -> str:

@@ -24,10 +24,11 @@ from sketches.types import MetricValue
 
 if TYPE_CHECKING:
     from alerts.evaluator import Measurement, ModelRules
+    from alerts.scopes import Compared
 
 QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen", "out_of_range"})
 LATENCY_COLUMN = "latency_ms"
-LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+LATENCY_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class Check:
     """Model-level checks: the rule kind (min, max, max_drop, band, a detector name)."""
     count: int = 0
     """Model-level checks: what the value rests on (labeled outcomes, scores)."""
+    scope: str = ""
+    """Alert id suffix of the scope (``@version=8``, ``@version=8@vs=7``; see alerts.scopes)."""
+    version: str | None = None
+    compare_to: str | None = None
+    note: str = ""
+    """Model-level checks: the alert summary, when the check words its own (health)."""
 
     @property
     def quality(self) -> bool:
@@ -53,6 +60,9 @@ class Check:
     @property
     def alert_kind(self) -> str:
         return self.kind or ("data_quality" if self.quality else "drift")
+
+    def alert_id(self, model: str) -> str:
+        return alert_id(model, self.alert_column, self.metric) + self.scope
 
     @property
     def alert_column(self) -> str:
@@ -89,20 +99,24 @@ def build_alert(
     what = "data quality" if check.quality else "drifted"
     shown = "n/a" if value is None else f"{value:.4g}"
     if check.column is None:
-        summary = _model_summary(cfg.model, check, shown, span, firing)
+        summary = check.note or _model_summary(cfg.model, check, shown, span, firing)
     elif firing:
         summary = (f"{check.column} {what}: {check.metric} {shown} >= {check.threshold:.4g} "
                    f"over the last {span} (n={rows})")
     else:
         summary = (f"{check.column} back to normal: {check.metric} {shown} < "
                    f"{check.threshold:.4g} over the last {span}")
+    if check.compare_to is not None:
+        summary = f"version {check.version} vs {check.compare_to}: {summary}"
+    elif check.scope:
+        summary = f"version {check.version}: {summary}"
     return Alert(
-        id=alert_id(cfg.model, check.alert_column, check.metric),
+        id=check.alert_id(cfg.model),
         state="firing" if firing else "resolved",
         severity=severity,
         kind=check.alert_kind,
         model=cfg.model,
-        version=version,
+        version=check.version or version,
         column=check.column,  # None for model-level checks
         metric=check.metric,
         value=value,
@@ -112,6 +126,7 @@ def build_alert(
         ts=rfc3339(now),
         summary=summary,
         repeat=emit is Emit.REPEAT,
+        compare_to=check.compare_to,
     )
 
 
@@ -185,3 +200,23 @@ def build_result(
         window_end=m.end_ms / 1000, rows=report.rows, evaluated_at=now, columns=columns,
         firing=sorted(firing), severities=firing, latency_ms=latency,
     )
+
+
+def scoped_result(model: str, m: Measurement, compared: list[Compared], now: float,
+                  firing: dict[str, str]) -> ModelResult:
+    """The stored result: the primary scope's, the others in ``scopes``, the traffic split."""
+    results = {}
+    for c in compared:
+        mine = {k: v for k, v in firing.items() if k.endswith(c.scope.suffix) and
+                (c.scope.suffix or "@" not in k.split("/", 2)[-1])}
+        if c.report is not None:
+            r = build_result(model, c.scope.version, m, c.report, c.checks, now, mine, c.latency)
+        else:
+            r = ModelResult(model, c.scope.version, "no_reference", m.start_ms / 1000,
+                            m.end_ms / 1000, c.rows, now, firing=sorted(mine),
+                            severities=mine, latency_ms=c.latency)  # fmt: skip
+        results[c.scope.suffix] = r
+    main = results.pop(compared[0].scope.suffix)
+    traffic = {v: p.rows for v, p in m.versions.items()} if len(m.versions) > 1 else {}
+    return msgspec.structs.replace(main, firing=sorted(firing), severities=firing,
+                                   scopes=results, traffic=traffic)

@@ -54,8 +54,12 @@ class ModelResult(msgspec.Struct, frozen=True):
     columns: dict[str, ColumnResult] = {}
     firing: list[str] = []  # ids of alerts firing now
     severities: dict[str, str] = {}  # firing alert id -> severity
-    latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.99") -> ms
+    latency_ms: dict[str, float] = {}  # quantile ("0.5", "0.9", "0.95", "0.99") -> ms
     performance: PerformanceResult | None = None
+    traffic: dict[str, int] = {}  # rows per version in the measurement window
+    scopes: dict[str, ModelResult] = {}
+    """Further scopes (id suffix -> their result): each version when several have
+    traffic, the canary comparison (alerts.scopes)."""
 
 
 _FORMAT = StoredFormat(b"DLMR", 2, ModelResult, "model result")  # format 1 (JSON) still read

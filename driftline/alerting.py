@@ -26,6 +26,13 @@ Same file as :mod:`driftline.models` (TOML or YAML); these keys sit beside ``win
     ranges = { age = [18, 120], income = [0, "inf"] }   # allowed values (data quality)
     max_out_of_range = 0.0    # share outside its range tolerated (0: any value alerts)
 
+    [models.credit-risk.reference]   # what windows are compared with (sketches.baseline)
+    kind = "trailing"     # "training" (the stored reference; default) or "trailing":
+    span = "24h"          # the model's own production over this much event time,
+    offset = "0s"         # ending this long before the measurement window starts
+    exclude = [["2026-12-24T00:00:00Z", "2026-12-27T00:00:00Z"]]   # never taken
+    min_rows = 1000       # a baseline with fewer rows: "no_reference", never "no drift"
+
 Every key is checked: an unknown key, metric or negative threshold stops the worker
 with one message before it starts. Columns named in ``columns`` are checked against the
 model's reference when the worker starts (:func:`check_columns`).
@@ -33,6 +40,7 @@ model's reference when the worker starts (:func:`check_columns`).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +52,7 @@ from alerts.evaluator import ModelRules
 from alerts.machine import Policy
 from alerts.performance import PerformanceConfig
 from driftline.models import ALERTING_KEYS, _table, load_raw, parse_duration_ms
+from sketches.baseline import DEFAULT_MIN_ROWS, KINDS, ReferenceChoice
 from sketches.errors import ConfigError
 from sketches.metrics import METRIC_TEST
 from sketches.performance_rules import PerformanceRules
@@ -57,7 +66,7 @@ SEVERITIES = ("info", "warning", "critical")
 DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"measure": "1h", "min_count": 100, "for": 1, "cooldown": "0s", "repeat": None,
      "severity": "critical", "quality_severity": "warning", "rules": {}, "ranges": {},
-     "max_out_of_range": 0.0}
+     "max_out_of_range": 0.0, "reference": {}}
 )
 
 
@@ -155,10 +164,72 @@ def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
         quality_severity=merged["quality_severity"],
         ranges=_ranges(merged["ranges"], f"{where}.ranges"),
         max_out_of_range=float(share),
+        compare_versions=_versions_pair(spec.get("compare_versions"), f"{where}.compare_versions"),
+        reference=reference_choice(_table(merged["reference"], f"{where}.reference"),
+                                   f"{where}.reference"),
         performance=(performance_config(_table(spec["performance"], f"{where}.performance"),
                                         f"{where}.performance")
                      if "performance" in spec else None),
     )
+
+
+REFERENCE_KEYS = frozenset({"kind", "span", "offset", "exclude", "min_rows"})
+
+
+def _instant_ms(value: object, where: str) -> int:
+    """An RFC 3339 time with a zone (a string, or a TOML offset date-time) -> epoch ms."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not an RFC 3339 time like "
+                              "2026-12-24T00:00:00Z") from None
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ConfigError(f"{where}: give an RFC 3339 time with its zone, e.g. "
+                          f"2026-12-24T00:00:00Z; got {value!r}")
+    return round(value.timestamp() * 1000)
+
+
+def reference_choice(raw: Mapping[str, Any], where: str) -> ReferenceChoice:
+    """``[models.M.reference]``: the training reference (default) or a trailing baseline."""
+    extra = set(raw) - REFERENCE_KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+    kind = raw.get("kind", "training")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: {kind!r} is not one of {KINDS}")
+    exclude = raw.get("exclude", [])
+    if not isinstance(exclude, list):
+        raise ConfigError(f"{where}.exclude: expected a list of [start, end] pairs")
+    ranges = []
+    for i, pair in enumerate(exclude):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"{where}.exclude[{i}]: expected [start, end], got {pair!r}")
+        lo, hi = (_instant_ms(v, f"{where}.exclude[{i}]") for v in pair)
+        if lo >= hi:
+            raise ConfigError(f"{where}.exclude[{i}]: the start is not before the end")
+        ranges.append((lo, hi))
+    min_rows = raw.get("min_rows", DEFAULT_MIN_ROWS)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise ConfigError(f"{where}.min_rows: must be an integer >= 1, got {min_rows!r}")
+    span = parse_duration_ms(raw.get("span", "24h"), f"{where}.span")
+    if span <= 0:
+        raise ConfigError(f"{where}.span: must be longer than 0")
+    return ReferenceChoice(kind=kind, span_ms=span,
+                           offset_ms=parse_duration_ms(raw.get("offset", "0s"), f"{where}.offset"),
+                           exclude=tuple(sorted(ranges)), min_rows=min_rows)
+
+
+def _versions_pair(raw: object, where: str) -> tuple[str, str] | None:
+    """``compare_versions = ["7", "8"]``: (baseline, canary)."""
+    if raw is None:
+        return None
+    if (not isinstance(raw, list | tuple) or len(raw) != 2
+            or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in raw)
+            or str(raw[0]) == str(raw[1])):
+        raise ConfigError(f"{where}: give two different versions, e.g. [\"7\", \"8\"] "
+                          "(baseline first, then the canary)")
+    return str(raw[0]), str(raw[1])
 
 
 def performance_config(raw: Mapping[str, Any], where: str) -> PerformanceConfig:

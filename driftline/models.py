@@ -51,7 +51,7 @@ def _table(value: object, what: str) -> Mapping[str, Any]:
 # Keys of the same file read by driftline.alerting (measurement window, rules, policy).
 ALERTING_KEYS = frozenset(
     {"measure", "min_count", "for", "cooldown", "repeat", "severity", "quality_severity", "rules",
-     "ranges", "max_out_of_range"}
+     "ranges", "max_out_of_range", "compare_versions", "reference"}
 )
 
 

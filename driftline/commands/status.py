@@ -50,19 +50,15 @@ def render(results: list[ModelResult], usage: dict[str, dict[str, Any]] | None =
         window = (f"{_t(r.window_start)} → {_t(r.window_end)}")
         title = (f"{r.model} (version {r.version}) — {r.status} — n={r.rows} — "
                  f"window {window} — evaluated {_t(r.evaluated_at)}")
-        table = Table(title=title, title_justify="left", expand=False)
-        for col in ("column", "type", "verdict", "n", "nulls", "value±bound (*=rule fired)"):
-            table.add_column(col)
-        for c in sorted(r.columns.values(), key=lambda c: (c.verdict != "drift", c.column)):
-            metrics = "  ".join(
-                f"{name} {m.value:.3g}±{m.error_bound:.2g}{'*' if m.breached else ''}"
-                for name, m in sorted(c.metrics.items())
-                if m.value is not None and m.threshold is not None and name != "type_mismatch"
-            )
-            nulls = "" if c.null_ratio is None else f"{c.null_ratio:.1%}"
-            table.add_row(c.column, c.type, Text(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")),
-                          str(c.count), nulls, metrics)
-        parts.append(table)
+        parts.append(columns_table(r, title))
+        if r.traffic:
+            total = sum(r.traffic.values()) or 1
+            parts.append(Text("traffic by version: " + ", ".join(
+                f"{v} {n / total:.1%} (n={n})" for v, n in sorted(r.traffic.items()))))
+        for suffix, scoped in sorted(r.scopes.items()):
+            what = suffix.replace("@version=", "version ").replace("@vs=", " vs version ")
+            parts.append(columns_table(scoped, f"{r.model} {what} — {scoped.status} — "
+                                               f"n={scoped.rows}"))
         if r.firing:
             parts.append(Text("firing: " + ", ".join(f"{a} ({r.severities.get(a, '?')})"
                                                      for a in r.firing), style="bold red"))
@@ -100,6 +96,23 @@ def performance_table(p: PerformanceResult) -> Table:
             "" if real is None or real.value is None else f"{real.value:.3f}",
             "" if est is None or est.value is None else f"{est.value:.3f}±{est.error_bound:.2g}",
             "" if ref is None else f"{ref:.3f}")
+    return table
+
+
+def columns_table(r: ModelResult, title: str) -> Table:
+    """One scope's columns: verdict, counts, nulls and each metric with its bound."""
+    table = Table(title=title, title_justify="left", expand=False)
+    for col in ("column", "type", "verdict", "n", "nulls", "value±bound (*=rule fired)"):
+        table.add_column(col)
+    for c in sorted(r.columns.values(), key=lambda c: (c.verdict != "drift", c.column)):
+        metrics = "  ".join(
+            f"{name} {m.value:.3g}±{m.error_bound:.2g}{'*' if m.breached else ''}"
+            for name, m in sorted(c.metrics.items())
+            if m.value is not None and m.threshold is not None and name != "type_mismatch"
+        )
+        nulls = "" if c.null_ratio is None else f"{c.null_ratio:.1%}"
+        table.add_row(c.column, c.type, Text(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")),
+                      str(c.count), nulls, metrics)
     return table
 
 

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from alerts.evaluator import merge_typed
+from alerts.scopes import merge_typed
 from alerts.outcome import report_checks
 from sketches.drift import compare_profiles
 from sketches.profile import DatasetProfile
