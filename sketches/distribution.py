@@ -38,7 +38,7 @@ class Distribution:
         self.cdf_epsilon = epsilon if cdf_epsilon is None else min(cdf_epsilon, epsilon)
         self.w1_bound: float | None = None
         """Cache of the bound on the Wasserstein distance between this sketch and its data
-        (``numeric_bounds.sketch_w1_bound``): a reference's is computed once."""
+        (``numeric_bounds.sketch_w1_bound``)."""
 
     @property
     def empty(self) -> bool:
@@ -55,3 +55,37 @@ class Distribution:
         idx = np.searchsorted(self.cum, np.asarray(qs) - 1e-12, side="left")
         out: FloatArray = self.items[np.minimum(idx, self.items.size - 1)]
         return out
+
+
+Weighted = tuple[FloatArray, FloatArray]
+"""A sketch's retained items in any order (repeats allowed) and their weights."""
+
+
+def joint_cdf(
+    a: Distribution | Weighted, b: Distribution, extra: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(points, ``a``'s CDF there, ``b``'s CDF there) at the sorted unique union of both
+    sides' items and ``extra``. One stable sort of the concatenation (runs already sorted
+    make it a merge) and running sums replace a sort plus two binary searches: the same
+    values, ~4x faster. ``a`` may be a sketch's raw :data:`Weighted` items (unsorted):
+    its CDF is then the running sum of its weights in sorted order over their total,
+    exactly what :func:`kll_items.weighted_cdf` computes, with no sort of its own."""
+    a_items = a.items if isinstance(a, Distribution) else a[0]
+    na, nb = a_items.size, b.items.size
+    values = np.concatenate((a_items, b.items, extra))
+    order = np.argsort(values, kind="stable")
+    points = values[order]
+    last = np.empty(points.size, dtype=bool)  # the last of each run of equal values
+    last[-1:] = True
+    np.not_equal(points[1:], points[:-1], out=last[:-1])
+    in_b = np.cumsum((order >= na) & (order < na + nb))[last]  # items of b at or below
+    fb: FloatArray = np.concatenate(([0.0], b.cum))[in_b]
+    if isinstance(a, Distribution):
+        fa: FloatArray = np.concatenate(([0.0], a.cum))[np.cumsum(order < na)[last]]
+    else:
+        weights = np.zeros(values.size)
+        weights[:na] = a[1]
+        running = np.cumsum(weights[order])  # (exact: integer weights; zeros add nothing)
+        fa = running[last] / running[-1]
+    out: FloatArray = points[last]
+    return out, fa, fb

@@ -14,7 +14,7 @@ from typing import Literal
 
 from sketches.column import ColumnProfile, NullProfile
 from sketches.columns import new_column
-from sketches.metrics import METRIC_TEST, MetricSet, column_metrics
+from sketches.metrics import METRIC_TEST, MetricSet, column_metrics, prepare_numeric
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from sketches.rules import DriftRules
@@ -123,6 +123,11 @@ def compare_profiles(
     if rules.learned and isinstance(reference, Reference):
         learned = reference.learned_thresholds(rules.k_sd)
 
+    prepare_numeric(
+        (ref_profile.columns[name], col)
+        for name, col in current.columns.items()
+        if name in ref_profile.columns
+    )
     pending: list[_Pending] = []
     for name in list(ref_profile.columns) + [
         c for c in current.columns if c not in ref_profile.columns

@@ -18,11 +18,23 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+Weighted = tuple[FloatArray, FloatArray]
 _ESTIMATION_PREAMBLE_INTS = 5
 
 
-def items_and_weights(blob: bytes) -> tuple[FloatArray, FloatArray] | None:
+def items_and_weights(blob: bytes) -> Weighted | None:
     """(items, weights) of a serialized ``kll_doubles_sketch`` with two or more items."""
+    found = layout(blob)
+    if found is None:
+        return None
+    offset, levels = found
+    items = np.frombuffer(blob, dtype="<f8", count=levels.size, offset=offset)
+    return items.astype(np.float64), np.power(2.0, levels)
+
+
+def layout(blob: bytes) -> tuple[int, npt.NDArray[np.uint8]] | None:
+    """(offset of the retained items in ``blob``, the level of each item) of a serialized
+    ``kll_doubles_sketch`` with two or more items; an item of level ``i`` weighs 2^i."""
     if len(blob) < 20 or blob[0] != _ESTIMATION_PREAMBLE_INTS:
         return None
     (n,) = struct.unpack_from("<Q", blob, 8)
@@ -30,16 +42,18 @@ def items_and_weights(blob: bytes) -> tuple[FloatArray, FloatArray] | None:
     offset = 20 + 4 * num_levels
     if num_levels == 0 or len(blob) < offset + 16:
         return None
+    size, rest = divmod(len(blob) - offset - 16, 8)
+    if rest:
+        return None
     levels = np.frombuffer(blob, dtype="<u4", count=num_levels, offset=20).astype(np.int64)
-    items = np.frombuffer(blob, dtype="<f8", offset=offset + 16)
-    bounds = np.append(levels - levels[0], items.size)
+    bounds = np.append(levels - levels[0], size)
     sizes = np.diff(bounds)
     if (sizes < 0).any():
         return None
-    weights = np.repeat(np.power(2.0, np.arange(num_levels)), sizes)
-    if weights.size != items.size or int(weights.sum()) != n:
+    level = np.repeat(np.arange(num_levels, dtype=np.uint8), sizes)
+    if level.size != size or int(np.power(2.0, level).sum()) != n:
         return None
-    return items.astype(np.float64), weights
+    return offset + 16, level
 
 
 def weighted_cdf(items: FloatArray, weights: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -55,6 +55,7 @@ class NumericProfile(ColumnProfile):
         self._mean = 0.0
         self._m2 = 0.0
         self._dist: Distribution | None = None
+        self._derived: dict[str, tuple[int, object]] = {}
 
     # --------------------------------------------------------------- verbs
     def prepare(self, values: ColumnValues) -> object:
@@ -172,6 +173,24 @@ class NumericProfile(ColumnProfile):
         if self._dist is None or self._dist.n != self._count:
             self._dist = self._distribution()
         return self._dist
+
+    def fresh_distribution(self) -> Distribution:
+        """:meth:`distribution`, built now and not kept (for a caller that keeps only what
+        it derives from it)."""
+        return self._distribution()
+
+    def kll_bytes(self) -> bytes:
+        """The KLL sketch, serialized (its retained items: :mod:`sketches.kll_items`)."""
+        return bytes(self._kll.serialize())
+
+    def derived(self, key: str) -> object | None:
+        """A result a caller derived from this profile and kept on it (:meth:`keep`),
+        while the profile is unchanged; else None."""
+        hit = self._derived.get(key)
+        return hit[1] if hit is not None and hit[0] == self._count else None
+
+    def keep(self, key: str, value: object) -> None:
+        self._derived[key] = (self._count, value)
 
     def _distribution(self) -> Distribution:
         if self._count == 0:

@@ -10,8 +10,8 @@ and not at another model's clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 from sketches.profile import DatasetProfile
@@ -19,16 +19,6 @@ from streams.core import NO_WATERMARK, PartitionSnapshot
 from streams.state import RedisStateStore
 from streams.tiers import Record, TierStore, included, parse_contributors
 from streams.windows import Counters, WindowKey
-
-
-@dataclass
-class Merged:
-    start_ms: int
-    end_ms: int
-    versions: dict[str, DatasetProfile]
-    incomplete: bool = False
-    """Some merged window was rebuilt after part of its input aged out of the topic."""
-
 
 READ_CHUNK = 256
 """Blobs fetched per round trip (a first evaluation of many models reads them all)."""
@@ -49,18 +39,76 @@ class Item(NamedTuple):
 Signature = tuple[object, ...]
 
 
+@dataclass(slots=True)
+class _Kept:
+    """What is kept of one (model, version) between evaluations, serialized (bytes take
+    no more memory than live sketches and are shared with the measurements handed out):
+    the merge of every item but the newest (with the items and signatures it was made
+    from) and the newest item's merge (which changes while its window fills). Updated in
+    place: a measurement handed out shows its model's latest read."""
+
+    older: tuple[tuple[Item, Signature], ...]
+    older_bytes: bytes | None
+    newest: tuple[Item, Signature]
+    newest_bytes: bytes
+
+    def profile(self) -> DatasetProfile:
+        """The measurement: the older merge and the newest item, merged (a new object)."""
+        out = DatasetProfile.from_bytes(self.newest_bytes if self.older_bytes is None
+                                        else self.older_bytes)
+        if self.older_bytes is not None:
+            out.merge(DatasetProfile.from_bytes(self.newest_bytes))
+        return out
+
+
+class _Versions(Mapping[str, DatasetProfile]):
+    """version -> the measurement's merged profile, built from the kept bytes on each
+    access (a new object each time, free to be changed): a measurement held between
+    evaluations costs no memory beyond what the reader keeps anyway. It shows the
+    reader's latest read of its model: valid until the next :meth:`WindowReader.
+    measurements` that covers the model (which returns its successor)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, _Kept] = {}
+
+    def __setitem__(self, version: str, kept: _Kept) -> None:
+        self._kept[version] = kept
+
+    def __getitem__(self, version: str) -> DatasetProfile:
+        return self._kept[version].profile()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kept)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+@dataclass
+class Merged:
+    start_ms: int
+    end_ms: int
+    versions: _Versions = field(default_factory=_Versions)
+    incomplete: bool = False
+    """Some merged window was rebuilt after part of its input aged out of the topic."""
+
+
 class WindowReader:
-    def __init__(self, store: RedisStateStore) -> None:
+    def __init__(self, store: RedisStateStore, *, window_cache_bytes: int = 0) -> None:
+        """``window_cache_bytes``: memory for single windows' merges (serialized), so that
+        when a window slides out of a measurement (once per window length) or a late
+        event changes an older window, the other windows are not read again; 0 keeps
+        none (the default: see :meth:`measurements` for the trade-off)."""
         self._store = store
         self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
                                 ttl_ms=store.window_ttl_ms)
+        # (model, version) -> its kept merges (_Kept)
+        self._kept: dict[tuple[str, str], _Kept] = {}
         # item -> (what it was merged from: (partition, generation) pairs or the record's
-        # meta; the merge, serialized: bytes take less memory than live sketches, and an
-        # item is deserialized only when the kept merge of a model must be rebuilt)
-        self._cache: dict[Item, tuple[Signature, bytes]] = {}
-        # (model, version) -> (the items but the newest, with signatures; their merge)
-        self._older: dict[tuple[str, str], tuple[tuple[tuple[Item, Signature], ...],
-                                                 DatasetProfile]] = {}
+        # meta; its merge, serialized), within the budget
+        self._items: dict[Item, tuple[Signature, bytes]] = {}
+        self._budget = window_cache_bytes
+        self._cached_bytes = 0
         self.reads = 0
         """Blobs read by the last :meth:`measurements` (for tests and benchmarks)."""
 
@@ -100,22 +148,51 @@ class WindowReader:
         longer than the windows are kept, hourly and daily roll-ups) starting in it — a
         partition blob already counted in its window's compacted record is skipped.
 
-        Incremental: each item (a window merged across partitions, or a record) is kept
-        between calls with what it was made from (partition blob generations, the record's
-        meta); only items that changed are read and merged again. Sketches cannot
-        subtract, so a changed window is rebuilt from all its partition blobs. Per model
-        and version the merge of all but the newest item is kept too, so while only the
-        newest window changes a measurement costs two merges, not one per window."""
+        Incremental: per model and version two merges are kept between calls, serialized,
+        with what they were made from (partition blob generations, records' meta): the
+        newest item (a window merged across partitions, or a record) and the merge of all
+        the others. While only the newest window changes — traffic — a measurement reads
+        that window's blobs and costs one more merge. When the measurement moves on to a
+        new window and none drops out, the two kept merges are merged. Sketches cannot
+        subtract, so when a window drops out of the measurement (once per window length)
+        or a late event changes an older window, the older windows are read again —
+        unless ``window_cache_bytes`` lets single windows' merges be kept (each ~10 KB per
+        numeric column at k = 800: 12 windows of a 20-column model ~2.4 MB, which is why
+        the default keeps none). Compacted windows are one record each, so that re-read
+        is cheap once windows close (a retention shorter than the measurement)."""
         snaps = self._metas()
         ends = self.watermarks(measures, snaps)
         if not ends:
             return {}
-        merged = {model: Merged(end - measures[model], end, {}) for model, end in ends.items()}
+        merged = {model: Merged(end - measures[model], end) for model, end in ends.items()}
+        return self._merge(merged, snaps, measures)
+
+    def ranges(self, spans: Mapping[str, tuple[int, int]],
+               keep: Callable[[Item], bool] | None = None) -> dict[str, Merged]:
+        """Like :meth:`measurements` for explicit ranges (model -> (first, last) item start,
+        both included) instead of ranges ending at the watermark, taking only the items
+        ``keep`` accepts (e.g. :mod:`streams.baseline`: a trailing baseline leaves out
+        records reaching past its end or into an excluded range). ``keep`` must decide a
+        window's partition blobs as it decides the window's compacted record (by start
+        and tier length), or a window could count twice. Keep one reader per kind of
+        range: the kept merges are per (model, version)."""
+        merged = {model: Merged(start, end) for model, (start, end) in spans.items()}
+        return self._merge(merged, self._metas(), spans, keep)
+
+    def _merge(self, merged: dict[str, Merged], snaps: Mapping[int, PartitionSnapshot],
+               asked: Iterable[str], keep: Callable[[Item], bool] | None = None
+               ) -> dict[str, Merged]:
+        """The body of :meth:`measurements` and :meth:`ranges`: list, read, merge."""
+        if not merged:
+            return {}
         sources: dict[Item, Signature] = {}
         counted: dict[tuple[str, str, int], dict[int, int]] = {}
         for model, mm in merged.items():
             for record, meta in self._tiers.records(model, mm.start_ms, mm.end_ms).items():
-                sources[Item(model, record.version, record.start_ms, record.tier)] = (meta,)
+                item = Item(model, record.version, record.start_ms, record.tier)
+                if keep is not None and not keep(item):
+                    continue
+                sources[item] = (meta,)
                 if record.tier == "w":
                     counted[(model, record.version, record.start_ms)] = parse_contributors(meta)
         parts: dict[Item, list[tuple[int, int]]] = defaultdict(list)
@@ -127,7 +204,10 @@ class WindowReader:
                     continue
                 if included(p, counted.get((key.model, key.version, key.start_ms), {})):
                     continue  # its compacted record holds it
-                parts[Item(key.model, key.version, key.start_ms, "p")].append((p, gen))
+                item = Item(key.model, key.version, key.start_ms, "p")
+                if keep is not None and not keep(item):
+                    continue
+                parts[item].append((p, gen))
                 if key.start_ms <= snap.incomplete.get(key.model, NO_WATERMARK):
                     m.incomplete = True
         for item, pairs in parts.items():
@@ -135,67 +215,161 @@ class WindowReader:
         by_model: dict[str, dict[Item, Signature]] = defaultdict(dict)
         for item, signature in sources.items():
             by_model[item.model][item] = signature
-        for model in set(measures) - set(by_model):
+        for model in set(asked) - set(by_model):
             self.forget([model])  # nothing stored in its window any more
         names = sorted(by_model)
         reads = 0
         for i in range(0, len(names), MODEL_CHUNK):  # a batch of models at a time: what is
             chunk = names[i:i + MODEL_CHUNK]       # read and merged fresh stays bounded
-            batch = {item: sig for m in chunk for item, sig in by_model[m].items()}
-            fresh = self._items(batch, set(chunk))
-            reads += self.reads
             groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
-            for item in batch:
-                if item in self._cache:  # (blobs that expired meanwhile are left out)
+            for name in chunk:
+                for item in by_model[name]:
                     groups[(item.model, item.version)].append(item)
-            for (model, version), items in groups.items():
+            for items in groups.values():
                 items.sort(key=lambda it: (it.start_ms, it.source))
-                merged[model].versions[version] = self._merge(model, version, items, fresh)
+            built = self._build(groups, sources)
+            reads += self.reads
+            for (model, version), kept in built.items():
+                merged[model].versions[version] = kept
+            for mv in [mv for mv in self._kept if mv[0] in chunk and mv not in built]:
+                del self._kept[mv]  # a version no longer in the window
+            self._drop_items(set(chunk), sources)
         self.reads = reads
         return {model: m for model, m in merged.items() if m.versions}
 
-    def _merge(self, model: str, version: str, items: list[Item],
-               fresh: Mapping[Item, DatasetProfile]) -> DatasetProfile:
-        """Merge ``items`` (sorted by start) reusing the kept merge of all but the newest;
-        ``fresh``: the items just read (the others come from the cache)."""
-
-        def profile(i: Item) -> DatasetProfile:
-            return fresh.get(i) or DatasetProfile.from_bytes(self._cache[i][1])
-
-        older = tuple((i, self._cache[i][0]) for i in items[:-1])
-        kept = self._older.get((model, version))
-        if kept is None or kept[0] != older:
-            base = DatasetProfile()
-            for i in items[:-1]:
-                base.merge(profile(i))
-            kept = (older, base)
-            self._older[(model, version)] = kept
-        out = DatasetProfile()
-        out.merge(kept[1])
-        out.merge(profile(items[-1]))
+    def _build(self, groups: Mapping[tuple[str, str], list[Item]],
+               sources: Mapping[Item, Signature]) -> dict[tuple[str, str], _Kept]:
+        """The kept merges of each (model, version) of ``groups`` (items sorted by start),
+        reading only what no kept merge holds; items whose blobs all expired meanwhile are
+        left out."""
+        fresh: dict[Item, DatasetProfile] = {}
+        gone: set[Item] = set()
+        reads = 0
+        while True:  # twice at most: a blob that expired since it was listed changes the plan
+            wanted = {item for mv, items in groups.items()
+                      for item in self._needed(mv, [i for i in items if i not in gone],
+                                               sources)} - fresh.keys() - gone
+            if not wanted:
+                break
+            got = self._read({item: sources[item] for item in wanted})
+            reads += self.reads
+            fresh.update(got)
+            gone |= wanted - got.keys()
+        out: dict[tuple[str, str], _Kept] = {}
+        for mv, items in groups.items():
+            present = [i for i in items if i not in gone]
+            if present:
+                out[mv] = self._keep(mv, present, sources, fresh)
+        self.reads = reads
         return out
+
+    def _needed(self, mv: tuple[str, str], items: list[Item],
+                sources: Mapping[Item, Signature]) -> list[Item]:
+        """The items of ``mv`` that must be read: the newest unless it is kept unchanged;
+        the older ones unless their kept merge is still theirs (else those not cached)."""
+        if not items:
+            return []
+        kept = self._kept.get(mv)
+        newest, older = items[-1], items[:-1]
+        out = []
+        if kept is None or kept.newest != (newest, sources[newest]) or _legacy(
+                newest, sources[newest]):
+            out.append(newest)
+        signature = tuple((i, sources[i]) for i in older)
+        if kept is not None and not any(_legacy(i, sig) for i, sig in signature) and (
+                signature in (kept.older, (*kept.older, kept.newest))):
+            return out  # the older merge is kept, or it is the kept merges merged
+        return out + [i for i in older
+                      if self._older_item(kept, i, sources[i]) is None]
+
+    def _older_item(self, kept: _Kept | None, item: Item, signature: Signature) -> bytes | None:
+        """The kept bytes of one single item: the kept newest (a window that was the newest
+        until the measurement moved on) or the budgeted cache."""
+        if kept is not None and kept.newest == (item, signature) and not _legacy(item,
+                                                                                  signature):
+            return kept.newest_bytes
+        return self._cached(item, signature)
+
+    def _cached(self, item: Item, signature: Signature) -> bytes | None:
+        hit = self._items.get(item)
+        if hit is None or hit[0] != signature or _legacy(item, signature):
+            return None
+        return hit[1]
+
+    def _keep(self, mv: tuple[str, str], items: list[Item], sources: Mapping[Item, Signature],
+              fresh: Mapping[Item, DatasetProfile]) -> _Kept:
+        """Update and return the kept merges of ``mv``: the older items' merge is rebuilt
+        only when its items changed; the newest is taken fresh or kept."""
+        kept = self._kept.get(mv)
+        newest, older = items[-1], items[:-1]
+        signature = tuple((i, sources[i]) for i in older)
+        if kept is not None and kept.older == signature and newest not in fresh and \
+                kept.newest[0] == newest:
+            return kept  # nothing changed
+        unread = not any(i in fresh for i in older)
+        if kept is not None and unread and kept.older == signature:
+            older_bytes = kept.older_bytes
+        elif kept is not None and unread and signature == (*kept.older, kept.newest):
+            older_bytes = kept.profile().to_bytes()  # the measurement moved on, none dropped
+        elif older:
+            base = DatasetProfile()
+            for i in older:
+                blob = None if i in fresh else self._older_item(kept, i, sources[i])
+                base.merge(fresh[i] if blob is None else DatasetProfile.from_bytes(blob))
+            older_bytes = base.to_bytes()
+        else:
+            older_bytes = None
+        if newest in fresh:
+            newest_bytes = fresh[newest].to_bytes()
+        else:
+            assert kept is not None and kept.newest[0] == newest
+            newest_bytes = kept.newest_bytes
+        if kept is not None and kept.newest[0] != newest:
+            # the old newest joined the older items (the window slid): cache it, budget
+            # allowing, so the next slide need not read it again
+            self._admit(kept.newest[0], kept.newest[1], kept.newest_bytes)
+        for i in older:
+            if i in fresh:
+                self._admit(i, sources[i], None, fresh[i])
+        if kept is None:
+            kept = self._kept[mv] = _Kept(signature, older_bytes, (newest, sources[newest]),
+                                          newest_bytes)
+        else:  # in place: the bytes replaced are freed now, not when the evaluator lets go
+            kept.older, kept.older_bytes = signature, older_bytes  # of the old measurement
+            kept.newest, kept.newest_bytes = (newest, sources[newest]), newest_bytes
+        return kept
+
+    def _admit(self, item: Item, signature: Signature, blob: bytes | None,
+               prof: DatasetProfile | None = None) -> None:
+        """Cache one older item's merge while the cache stays within its budget."""
+        if self._budget <= 0 or item in self._items:
+            return
+        data = blob if blob is not None else prof.to_bytes() if prof is not None else b""
+        if self._cached_bytes + len(data) > self._budget:
+            return
+        self._items[item] = (signature, data)
+        self._cached_bytes += len(data)
+
+    def _drop_items(self, models: set[str], sources: Mapping[Item, Signature]) -> None:
+        """Forget cached items of ``models`` that changed or left their window."""
+        for item in [i for i in self._items if i.model in models]:
+            if sources.get(item) != self._items[item][0]:
+                self._cached_bytes -= len(self._items.pop(item)[1])
 
     def forget(self, models: Iterable[str]) -> None:
         """Drop the merges kept for ``models`` (evaluated elsewhere now)."""
         gone = set(models)
-        for item in [i for i in self._cache if i.model in gone]:
-            del self._cache[item]
-        for mv in [mv for mv in self._older if mv[0] in gone]:
-            del self._older[mv]
+        for item in [i for i in self._items if i.model in gone]:
+            self._cached_bytes -= len(self._items.pop(item)[1])
+        for mv in [mv for mv in self._kept if mv[0] in gone]:
+            del self._kept[mv]
 
-    def _items(self, sources: Mapping[Item, Signature], models: set[str]
-               ) -> dict[Item, DatasetProfile]:
-        """Read and merge the items that changed (returned) and cache them; ``models``:
-        those asked for (the cache of the others is left alone)."""
+    def _read(self, sources: Mapping[Item, Signature]) -> dict[Item, DatasetProfile]:
+        """Read and merge ``sources`` (each a window merged across its partitions, or one
+        record); those whose blobs all expired meanwhile are left out."""
         stale_parts: dict[int, list[WindowKey]] = defaultdict(list)
         stale_records: dict[str, list[Record]] = defaultdict(list)
-        out: dict[Item, DatasetProfile] = {}
-        stale: list[Item] = []
         for item, signature in sources.items():
-            cached = self._cache.get(item)
-            if cached is not None and cached[0] == signature and not _legacy(item, signature):
-                continue
-            stale.append(item)
             if item.source == "p":
                 for pair in signature:
                     p = cast(tuple[int, int], pair)[0]
@@ -220,15 +394,8 @@ class WindowReader:
                 reads += 1
                 fresh[Item(model, record.version, record.start_ms, record.tier)] = \
                     DatasetProfile.from_bytes(blob)
-        for item in stale:
-            self._cache.pop(item, None)  # (what expired meanwhile is left out)
-        for item, prof in fresh.items():
-            self._cache[item] = (sources[item], prof.to_bytes())
-            out[item] = prof
-        for item in [i for i in self._cache if i.model in models and i not in sources]:
-            del self._cache[item]  # slid out of the model's measurement window
         self.reads = reads
-        return out
+        return fresh
 
     def counters(self) -> Counters:
         """Counts over every partition: ok / late per model, invalid per reason."""
