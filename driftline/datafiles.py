@@ -3,16 +3,28 @@
 Memory stays flat: Parquet is read row group by row group (``iter_batches``), CSV and
 JSON lines with pyarrow's streaming readers. Large files show a rich progress bar on
 stderr. Every failure to read becomes an :class:`~sketches.errors.InputDataError`.
+
+Time is never a feature: a column of Arrow timestamp or date type (Parquet timestamps, CSV
+columns pyarrow reads as ISO 8601 times) is left out of the profiled columns unless named
+in ``--columns``, and the ``--timestamp-column`` — whatever its type — is read as event
+time instead (:func:`timestamps_ms`). :class:`ColumnSelection` is ``--columns`` /
+``--exclude``.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import logging
+import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
@@ -20,7 +32,8 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from sketches.errors import InputDataError
+from driftline.options import add_option
+from sketches.errors import ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +71,133 @@ def row_count(path: Path) -> int | None:
         raise InputDataError(f"{path}: not a readable Parquet file: {exc}") from exc
 
 
+FloatArray = npt.NDArray[np.float64]
+
+EPOCH_UNITS = ((1e11, "s", 1e3), (1e14, "ms", 1.0), (1e17, "us", 1e-3), (math.inf, "ns", 1e-6))
+"""Epoch numbers in a timestamp column: (magnitude below, unit, factor to ms). The unit is
+read once per file from the column's first value: below 1e11 it is seconds (1e11 s is the
+year 5138), below 1e14 milliseconds (1e11 ms is 1973-03-03), then micro-, nanoseconds —
+every unit reads times from 1973 to 5138 right, and no column mixes units."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSelection:
+    """Which columns are features: ``--columns`` (empty: all), less ``--exclude`` and the
+    ``--timestamp-column``."""
+
+    timestamp: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def from_flags(
+        cls, columns: str | None, exclude: str | None, timestamp: str | None
+    ) -> ColumnSelection:
+        inc = parse_names(columns, "--columns")
+        exc = parse_names(exclude, "--exclude")
+        ts = timestamp.strip() if timestamp is not None else None
+        if ts == "":
+            raise ConfigError("--timestamp-column: empty column name")
+        if ts is not None and ts in inc:
+            raise ConfigError(f"--timestamp-column {ts!r} is not a feature: drop it from --columns")
+        both = [n for n in inc if n in exc]
+        if both:
+            raise ConfigError(f"{_names(both)} both in --columns and --exclude")
+        return cls(ts, inc, exc)
+
+    def is_feature(self, name: str) -> bool:
+        if name == self.timestamp or name in self.exclude:
+            return False
+        return not self.include or name in self.include
+
+    def apply(self, columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+        if not (self.include or self.exclude):
+            return columns
+        return {k: v for k, v in columns.items() if self.is_feature(k)}
+
+    def check(self, names: Sequence[str], path: Path) -> None:
+        """A ConfigError naming the flag when a named column is not in the file."""
+        for flag, wanted in (
+            ("--timestamp-column", (self.timestamp,) if self.timestamp else ()),
+            ("--columns", self.include), ("--exclude", self.exclude),
+        ):  # fmt: skip
+            missing = [n for n in wanted if n not in names]
+            if missing:
+                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+                raise ConfigError(f"{flag}: no column {_names(missing)} in {path} "
+                                  f"(it has: {shown})")
+
+
+def add_selection_options(p: argparse.ArgumentParser) -> None:
+    """``--timestamp-column``, ``--columns``, ``--exclude``: a :class:`ColumnSelection`."""
+    add_option(
+        p, "--timestamp-column",
+        help="column of event times, never a feature: Arrow timestamps or dates, RFC 3339 "
+        "strings (no offset: UTC) or epoch numbers, whose unit is told by the first value's "
+        "magnitude (< 1e11 seconds, < 1e14 ms, < 1e17 us, else ns). Without this flag, "
+        "columns of timestamp or date type are not features either (unless in --columns)",
+    )  # fmt: skip
+    add_option(p, "--columns", help="features to use, comma-separated (default: all)")
+    add_option(p, "--exclude", help="columns that are not features, comma-separated")
+
+
+def parse_names(text: str | None, flag: str) -> tuple[str, ...]:
+    """``"a, b,c"`` -> ("a", "b", "c"); empty entries and repeats are errors."""
+    if text is None:
+        return ()
+    names = tuple(n.strip() for n in text.split(","))
+    if not any(names) or "" in names:
+        raise ConfigError(f"{flag}: {text!r} is not a comma-separated list of column names")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{flag}: a column is named twice in {text!r}")
+    return names
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+@dataclass(frozen=True, slots=True)
+class DataBatch:
+    """One record batch: the candidate feature columns, and event times when asked for."""
+
+    columns: dict[str, pa.Array]
+    """Every readable column except the timestamp column and time-typed columns."""
+    rows: int
+    ts_ms: FloatArray | None
+    """Epoch milliseconds per row (NaN where missing) with a timestamp column, else None."""
+    not_features: tuple[str, ...]
+    """Columns left out as time: the timestamp column and timestamp / date typed columns."""
+
+
 def iter_columns(
     path: str | os.PathLike[str],
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool | None = None,
 ) -> Iterator[dict[str, pa.Array]]:
-    """Yield the file as batches of ``{column: pyarrow.Array}``.
+    """The columns of :func:`iter_batches` (no selection), batch by batch."""
+    for batch in iter_batches(path, batch_rows=batch_rows, progress=progress):
+        yield batch.columns
 
-    Temporal columns become int64 (epoch units) so they are profiled as numbers;
-    nested columns (lists, structs, maps) are skipped with a warning.
-    ``progress=None`` shows a bar for files of ``PROGRESS_MIN_BYTES`` or more.
+
+def iter_batches(
+    path: str | os.PathLike[str],
+    *,
+    selection: ColumnSelection | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: bool | None = None,
+) -> Iterator[DataBatch]:
+    """Yield the file as :class:`DataBatch` es.
+
+    The selection's names are checked against the file's columns (ConfigError naming the
+    flag); its timestamp column is read as event time. Columns of timestamp or date type
+    are left out (time is not a feature) unless ``--columns`` names them: then they become
+    int64 / int32 epoch units as any number. Nested columns (lists, structs, maps) are
+    skipped with a warning. ``progress=None`` shows a bar for files of
+    ``PROGRESS_MIN_BYTES`` or more.
     """
+    sel = selection or ColumnSelection()
     p = Path(path)
     if not p.is_file():
         raise InputDataError(f"{p}: no such file")
@@ -80,15 +208,127 @@ def iter_columns(
     show = progress if progress is not None else size >= PROGRESS_MIN_BYTES
     total = row_count(p)
     skipped: set[str] = set()
+    clock = TimestampReader(sel.timestamp) if sel.timestamp else None
+    checked = False
     with _progress(show, p.name, total) as advance:
         try:
             for batch in _batches(p, fmt, batch_rows):
+                if not checked:
+                    sel.check(batch.schema.names, p)
+                    checked = True
                 advance(batch.num_rows)
-                yield _columns(batch, skipped)
+                columns, not_features = _columns(batch, skipped, sel)
+                ts = clock.read(batch.column(sel.timestamp)) if clock and sel.timestamp else None
+                yield DataBatch(columns, batch.num_rows, ts, not_features)
         except pa.ArrowException as exc:
             raise InputDataError(f"{p}: cannot read {fmt}: {_short(exc)}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise InputDataError(f"{p}: cannot read: {_short(exc)}") from exc
+
+
+class TimestampReader:
+    """Reads one column, batch by batch, as epoch milliseconds (float64, NaN = missing).
+
+    Accepts Arrow timestamps (any unit; without a time zone they are taken as UTC) and
+    dates, RFC 3339 / ISO 8601 strings (without an offset: UTC), and epoch numbers whose
+    unit (s, ms, us, ns) is read from the first value's magnitude (:data:`EPOCH_UNITS`).
+    Seconds are rounded to whole milliseconds as the stream rounds an event's ``ts``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.unit: tuple[str, float] | None = None
+
+    def read(self, arr: pa.Array | pa.ChunkedArray) -> FloatArray:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        t = arr.type
+        if pa.types.is_null(t):
+            return np.full(len(arr), np.nan)
+        if pa.types.is_timestamp(t):
+            per_ms = {"s": 1, "ms": 1, "us": 1000, "ns": 1_000_000}[t.unit]
+            ints = arr.cast(pa.int64())
+            return _int_ms(ints, per_ms, 1000 if t.unit == "s" else 1)
+        if pa.types.is_date32(t):
+            return _int_ms(arr.cast(pa.int32()).cast(pa.int64()), 1, 86_400_000)
+        if pa.types.is_date64(t):
+            return _int_ms(arr.cast(pa.int64()), 1, 1)
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return self._strings(arr)
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return self._numbers(arr)
+        raise InputDataError(
+            f"timestamp column {self.name!r} has type {t}: use Arrow timestamps, "
+            "RFC 3339 strings or epoch numbers"
+        )
+
+    def _numbers(self, arr: pa.Array) -> FloatArray:
+        t = arr.type
+        if pa.types.is_integer(t):
+            valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            raw = np.asarray(arr.cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
+            first = raw[valid][:1]
+        else:
+            vals = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+            first = vals[np.isfinite(vals)][:1]
+        if self.unit is None:
+            if first.size == 0:
+                return np.full(len(arr), np.nan)
+            magnitude = abs(float(first[0]))
+            name, factor = next((u, f) for top, u, f in EPOCH_UNITS if magnitude < top)
+            self.unit = (name, factor)
+            log.info("timestamp column %r: numbers read as epoch %s", self.name, name)
+        name, factor = self.unit
+        if pa.types.is_integer(t):
+            per_ms = {"s": 1, "ms": 1, "us": 1000, "ns": 1_000_000}[name]
+            return _units_ms(raw, valid, per_ms, 1000 if name == "s" else 1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = np.round(vals * factor)
+        out[~np.isfinite(out)] = np.nan
+        return out
+
+    def _strings(self, arr: pa.Array) -> FloatArray:
+        try:  # fast path: every value has a zone offset
+            ints = arr.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            return _int_ms(ints, 1_000_000, 1)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        out = np.full(len(arr), np.nan)
+        for i, value in enumerate(arr.to_pylist()):
+            if value is None or not value.strip():
+                continue
+            try:
+                t = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise InputDataError(
+                    f"timestamp column {self.name!r}: {value[:64]!r} is not an RFC 3339 time"
+                ) from None
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=dt.UTC)
+            out[i] = round(t.timestamp() * 1000)
+        return out
+
+
+def _int_ms(ints: pa.Array, per_ms: int, ms_per: int) -> FloatArray:
+    """int64 epoch units -> ms as float64 (NaN where null)."""
+    valid = np.asarray(ints.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return _units_ms(np.asarray(ints.fill_null(0).to_numpy(), dtype=np.int64), valid,
+                     per_ms, ms_per)
+
+
+def _units_ms(v: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_], per_ms: int,
+              ms_per: int) -> FloatArray:
+    """``v * ms_per``, or ``v / per_ms`` rounded half up — in integers, so nanoseconds
+    lose nothing before the division."""
+    if ms_per != 1:
+        v = v * ms_per
+    elif per_ms != 1:
+        v = (v + per_ms // 2) // per_ms
+    out = v.astype(np.float64)
+    out[~valid] = np.nan
+    return out
 
 
 def _batches(path: Path, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -115,19 +355,33 @@ def _batches(path: Path, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
                 yield batch.slice(start, batch_rows)
 
 
-def _columns(batch: pa.RecordBatch, skipped: set[str]) -> dict[str, pa.Array]:
+def is_time_type(t: pa.DataType) -> bool:
+    """Types that hold points in time (never features unless named in ``--columns``)."""
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t))
+
+
+def _columns(
+    batch: pa.RecordBatch, skipped: set[str], sel: ColumnSelection
+) -> tuple[dict[str, pa.Array], tuple[str, ...]]:
     out: dict[str, pa.Array] = {}
+    not_features: list[str] = []
     for name, col in zip(batch.schema.names, batch.columns, strict=True):
         t = col.type
+        if name == sel.timestamp:
+            not_features.append(name)
+            continue
         if pa.types.is_nested(t):
             if name not in skipped:
                 skipped.add(name)
                 log.warning("column %r has nested type %s: not profiled", name, t)
             continue
+        if is_time_type(t) and name not in sel.include:
+            not_features.append(name)
+            continue
         if pa.types.is_temporal(t):
             col = col.cast(pa.int64()) if not pa.types.is_date32(t) else col.cast(pa.int32())
         out[name] = col
-    return out
+    return out, tuple(not_features)
 
 
 @contextmanager

@@ -83,6 +83,25 @@ def test_profile_then_compare(files: dict[str, Path], capsys: pytest.CaptureFixt
         (["profile", "{same}", "--out", "{out}", "--types", "age=date"], "bad --types"),
         (["profile", "{same}", "--out", "{out}", "--chunks", "1"], "--chunks"),
         (["compare", "{ref}", "{same}", "--alpha", "2"], "alpha"),
+        (["compare", "{ref}", "{same}", "--columns", "income,nope"],
+         "--columns: no column 'nope' in"),
+        (["compare", "{ref}", "{same}", "--exclude", "nope"], "--exclude: no column 'nope'"),
+        (["compare", "{ref}", "{same}", "--timestamp-column", "ts"],
+         "--timestamp-column: no column 'ts'"),
+        (["profile", "{same}", "--out", "{out}", "--columns", "nope"], "--columns: no column"),
+        (["compare", "{ref}", "{same}", "--columns", "a,,b"], "not a comma-separated list"),
+        (["compare", "{ref}", "{same}", "--columns", "age", "--timestamp-column", "age"],
+         "is not a feature"),
+        (["compare", "{ref}", "{same}", "--columns", "age", "--exclude", "age"],
+         "both in --columns and --exclude"),
+        (["compare", "{ref}", "{same}", "--chunk", "1d"], "needs --timestamp-column"),
+        (["compare", "{ref}", "{same}", "--chunk", "1w"], "neither a row count"),
+        (["compare", "{ref}", "{same}", "--chunk=-1d"], "neither a row count"),
+        (["compare", "{ref}", "{same}", "--chunk", "0"], "row count must be at least 1"),
+        (["compare", "{ref}", "{same}", "--chunk", "1h", "--timestamp-column", "country"],
+         "'DE' is not an RFC 3339 time"),
+        (["compare", "{ref}", "{same}", "--timestamp-column", "member"],
+         "has type bool"),
     ],
 )
 def test_garbage_in_is_one_line_and_exit_2(
@@ -149,6 +168,15 @@ def test_every_flag_has_an_env_twin_in_help() -> None:
                 ):
                     env = "DRIFTLINE_" + flag[2:].replace("-", "_").upper()
                     assert env in text, (name, flag)
+
+
+def test_help_says_time_columns_are_not_features() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("profile", "compare"):
+        text = " ".join(sub.choices[name].format_help().split())  # type: ignore[index]
+        assert "columns of timestamp or date type are not features" in text
+        assert "< 1e11 seconds, < 1e14 ms" in text
 
 
 def test_env_twin_sets_the_default(
