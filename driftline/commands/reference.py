@@ -18,9 +18,9 @@ from driftline.commands.common import add_redis_options, redis_client
 from driftline.models import parse_duration_ms
 from driftline.options import add_option, duration
 from sketches.errors import ConfigError, InputDataError
-from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from sketches.store import DEFAULT_VERSION, ReferenceStore
+from streams.baseline import version_reference
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
 
@@ -96,15 +96,12 @@ def _from_window(client: redis.Redis, args: argparse.Namespace) -> Reference:
     if merged is None or not merged.versions:
         raise InputDataError(f"no windows of model {args.model!r} in Redis "
                              f"(topic {args.topic}, prefix {args.key_prefix})")
-    wanted = [v for v in merged.versions if args.version in (DEFAULT_VERSION, v)]
-    if not wanted:
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ref = version_reference(merged.versions, args.model, args.version, created)
+    if ref is None:  # (the same building as a trailing baseline's: streams.baseline)
         raise InputDataError(f"no windows of {args.model} version {args.version} in the "
                              f"last {args.from_window}; versions seen: {sorted(merged.versions)}")
-    profile = DatasetProfile()
-    for v in wanted:
-        profile.merge(merged.versions[v])
-    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Reference(profile, model=args.model, version=args.version, created=created)
+    return ref
 
 
 def _get(args: argparse.Namespace) -> int:
