@@ -92,8 +92,10 @@ class Checkpointer:
                     self.redis_retry.call(partial(self.join, cp.partition, cp.joins),
                                           what=f"label join of {what}", sleep=self.sleep,
                                           should_stop=should_stop)
-                self.redis_retry.call(partial(self.store.write, cp), what=what,
-                                      sleep=self.sleep, should_stop=should_stop)
+                known = self.health.partitions.get(cp.partition)  # lag, for the evaluator
+                lag = known.lag if known is not None else None
+                self.redis_retry.call(partial(self.store.write, cp, lag=lag),
+                                      what=what, sleep=self.sleep, should_stop=should_stop)
             except FencedError as exc:
                 log.warning("%s fenced, dropping the partition: %s", what, exc)
                 self.health.fenced += 1

@@ -47,6 +47,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from streams.simulate_ops import scaled
 from streams.simulate_spec import (
     BAD_KINDS,
     REG_CENTER,
@@ -124,6 +125,7 @@ class _ChunkMaker:
                     for j in range(len(models[0].categorical))]
         self.cats = [np.array(c.categories, dtype=object) for c in models[0].categorical]
         self.regression = np.array([m.task == "regression" for m in models])
+        self.timeline = spec.timeline()
 
     def _drift_mask(self, feature: str, kind: str, t: FloatArray, mi: npt.NDArray[np.int64]
                     ) -> Iterator[tuple[BoolArray, float, bool]]:
@@ -144,7 +146,7 @@ class _ChunkMaker:
 
     def chunk(self, first: int) -> list[dict[str, Any]]:
         spec, rng, size = self.spec, self.rng, CHUNK
-        t = (first + np.arange(size)) / spec.events_per_s
+        t = self.timeline.offsets(first + np.arange(size))
         mi = rng.integers(0, len(spec.models), size)
         logit = np.zeros(size)
         columns: list[list[Any]] = []
@@ -177,7 +179,9 @@ class _ChunkMaker:
             score = np.where(self.regression[mi], np.round(REG_CENTER + REG_SCALE * logit, 2),
                              score)
         prediction = score.tolist()
-        latency = np.round(np.exp(rng.normal(2.3, 0.4, size)), 2).tolist()
+        raw_latency = np.exp(rng.normal(2.3, 0.4, size))
+        factor = scaled(spec.ops, "latency", t, 1.0)
+        latency = np.round(raw_latency if factor is None else raw_latency * factor, 2).tolist()
         epoch = self.start_ts + t
         ts: list[Any] = _iso_ms(epoch) if spec.ts_format == "rfc3339" else np.round(
             epoch, 3).tolist()
@@ -229,8 +233,12 @@ def _record_chunks(spec: SimSpec, n: int | None, start_ts: float, seed: int
                    ) -> Iterator[tuple[int, list[dict[str, Any]], list[SimRecord]]]:
     bad_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
     n_bad = 0
+    timeline = spec.timeline()
     for first, events in _chunks(spec, n, start_ts, seed):
-        bad_at = set(np.flatnonzero(bad_rng.random(CHUNK) < spec.bad_ratio).tolist())
+        share = scaled(spec.ops, "invalid", timeline.offsets(first + np.arange(CHUNK)),
+                       spec.bad_ratio)
+        bad_at = set(np.flatnonzero(bad_rng.random(CHUNK) < (
+            spec.bad_ratio if share is None else share)).tolist())
         records = []
         for i, event in enumerate(events):
             key = event["id"].encode()
@@ -260,6 +268,7 @@ class _Labeler:
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
         self.model_index = {m.name: k for k, m in enumerate(spec.models)}
         self.regression = np.array([m.task == "regression" for m in spec.models])
+        self.timeline = spec.timeline()
 
     def _active(self, metric: str, t: FloatArray, mi: npt.NDArray[np.int64]
                 ) -> Iterator[tuple[BoolArray, float]]:
@@ -278,7 +287,7 @@ class _Labeler:
         u_keep, u_delay, u_right = rng.random(CHUNK)[:n], rng.random(CHUNK)[:n], rng.random(
             CHUNK)[:n]
         z = rng.standard_normal(CHUNK)[:n]
-        t = (first + np.arange(n)) / self.spec.events_per_s
+        t = self.timeline.offsets(first + np.arange(n))
         mi = np.array([self.model_index[e["model"]] for e in events], dtype=np.int64)
         pred = np.array([e["prediction"] for e in events], dtype=np.float64)
         # binary: P(right) = max(s, 1 - s) - drop
@@ -328,7 +337,7 @@ def generate_payloads(spec: SimSpec, n: int | None, start_ts: float, seed: int =
                       ) -> Iterator[list[tuple[bytes, bytes]]]:
     """The fast path: chunks of ``(key, value)``; with ``bad_ratio == 0`` it skips the
     per-record objects (the same bytes as :func:`generate_records`)."""
-    if spec.bad_ratio > 0:
+    if spec.bad_ratio > 0 or any(c.kind == "invalid" for c in spec.ops):
         batch: list[tuple[bytes, bytes]] = []
         for rec in generate_records(spec, n, start_ts, seed):
             batch.append((rec.key or b"", rec.value))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 from sketches.errors import ConfigError
 from streams.simulate import (
@@ -82,10 +83,11 @@ class LabelledStream:
             for batch in generate_payloads(self.spec, self.n, self.start_ts, self.seed):
                 yield from batch
             return
-        heap, rate, t0 = self._heap, self.spec.events_per_s, self.start_ts
+        heap, timeline, t0 = self._heap, self.spec.timeline(), self.start_ts
         for chunk in generate_labelled(self.spec, self.n, self.start_ts, self.seed):
-            for record, label in chunk:
-                ts = t0 + record.index / rate
+            offsets = timeline.offsets(np.array([r.index for r, _ in chunk])).tolist()
+            for (record, label), offset in zip(chunk, offsets, strict=True):
+                ts = t0 + offset
                 while heap and heap[0][0] <= ts + _TIE_S:
                     yield self._out(heapq.heappop(heap)[2])
                 yield record.key, record.value
@@ -128,6 +130,7 @@ def pace(
     progress_every_s: float = 2.0,
     send_label: Sink | None = None,
     rest: Callable[[], Iterable[LabelOut]] | None = None,
+    schedule: Callable[[int], float] | None = None,
 ) -> RunStats:
     """Send ``(key, value)`` pairs (as :func:`~streams.simulate.generate_payloads` yields)
     to ``send(value, key)`` at ``rate`` per second (``None``: as fast as possible),
@@ -135,7 +138,10 @@ def pace(
 
     :class:`LabelOut` items (a :class:`LabelledStream`) go to ``send_label`` at once; they
     do not count towards the rate. When the run stops, the labels ``rest()`` gives (e.g.
-    :meth:`LabelledStream.rest`) are sent too."""
+    :meth:`LabelledStream.rest`) are sent too. ``schedule(k)``: when (seconds after the
+    start) to send message ``k`` instead of ``k / rate`` — a spec's
+    :meth:`~streams.simulate_spec.SimSpec.timeline` under volume changes and stalls (a
+    stall really pauses sending)."""
     if rate is not None and rate <= 0:
         raise ConfigError("rate must be > 0 (or 'max')")
     start = clock()
@@ -150,7 +156,7 @@ def pace(
             continue
         key, value = item
         if rate is not None:
-            ahead = start + sent / rate - now
+            ahead = start + (schedule(sent) if schedule else sent / rate) - now
             if ahead > 0.002:
                 sleep(ahead)
             now = clock()

@@ -50,6 +50,7 @@ import numpy.typing as npt
 
 from sketches.errors import ConfigError
 from streams.durations import NUMBER, UNIT, parse_duration_s
+from streams.simulate_ops import OpsChange, Timeline, parse_ops
 
 DriftKind = Literal["shift", "scale", "nulls", "unseen"]
 BadKind = Literal["not_json", "non_utf8", "missing_fields", "wrong_types", "nan", "unknown_model"]
@@ -189,6 +190,12 @@ class SimSpec:
     bad_ratio: float = 0.0
     ts_format: Literal["rfc3339", "epoch"] = "rfc3339"
     labels: LabelPlan = LabelPlan()
+    ops: tuple[OpsChange, ...] = ()
+    """Operational incidents (:mod:`streams.simulate_ops`): volume, stalls, latency, invalid."""
+
+    def timeline(self) -> Timeline:
+        """Event index <-> event-time offset (``i / events_per_s`` without volume changes)."""
+        return Timeline(self.events_per_s, self.ops)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -365,7 +372,7 @@ def build_spec(models: Sequence[str], n_numeric: int, n_categorical: int, *,
                events_per_s: float = 1000.0, null_ratio: float = 0.01, bad_ratio: float = 0.0,
                version: str = "1", tasks: str = "binary", label_ratio: float = 1.0,
                label_delay: str = "30s", performance: Sequence[str] = (),
-               label_noise: float = 10.0) -> SimSpec:
+               label_noise: float = 10.0, ops: Sequence[str] = ()) -> SimSpec:
     """The spec ``driftline simulate`` builds from its flags."""
     task_of = parse_tasks(tasks, models)
     return SimSpec(
@@ -376,4 +383,5 @@ def build_spec(models: Sequence[str], n_numeric: int, n_categorical: int, *,
         labels=LabelPlan(ratio=label_ratio, delay=parse_delay(label_delay),
                          changes=tuple(parse_performance(p) for p in performance),
                          noise_sd=label_noise),
+        ops=tuple(parse_ops(o) for o in ops),
     )

@@ -5,7 +5,10 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
     P:v1:{P:T:p<p>}:meta              hash: epoch, gen, offset, watermark, topic_id,
                                       c:<counter>=n, wm:<model>=ms (per-model watermark;
                                       absent in older state: ``watermark`` stands in),
-                                      inc:<model>=ms (windows up to this start incomplete)
+                                      inc:<model>=ms (windows up to this start incomplete),
+                                      seen:<model>=epoch s (wall clock of the last
+                                      checkpoint that grew c:ok:<model>), lag=records
+                                      behind the log end (as the owner last knew it)
     P:v1:{P:T:p<p>}:idx               zset: window member "model|version|start" -> start
     P:v1:{P:T:p<p>}:written           hash: window member -> generation of its last write
                                       (readers re-read only windows that changed)
@@ -73,12 +76,19 @@ if cur < want or gen ~= tonumber(ARGV[2]) then
   return {2, cur, gen}
 end
 local ncount = tonumber(ARGV[6])
-local i = 7
+local seen = ARGV[7]
+local i = 8
 redis.call('HSET', KEYS[1], 'offset', ARGV[3], 'watermark', ARGV[4], 'gen', gen + 1)
 local fields = {}
 for n = 1, ncount do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
+  local f, v = ARGV[i], ARGV[i + 1]
+  if seen ~= '' and string.sub(f, 1, 5) == 'c:ok:' and
+     tonumber(v) > tonumber(redis.call('HGET', KEYS[1], f) or '0') then
+    fields[#fields + 1] = 'seen:' .. string.sub(f, 6)  -- the model took events: stamp it
+    fields[#fields + 1] = seen
+  end
+  fields[#fields + 1] = f
+  fields[#fields + 1] = v
   i = i + 2
   if #fields >= 1000 or n == ncount then  -- unpack() has a stack limit: set in chunks
     redis.call('HSET', KEYS[1], unpack(fields))
@@ -162,7 +172,10 @@ class RedisStateStore:
         horizon_ms: int,
         window_ttl_ms: int = DEFAULT_WINDOW_TTL_MS,
         fsync: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
+        """Wall clock of the ``seen:<model>`` stamps (the operational ``stale`` alert)."""
         self.client = client
         self.prefix = prefix
         self.topic = topic
@@ -213,10 +226,12 @@ class RedisStateStore:
         self.client.sadd(self.partitions_key(), partition)
         return PartitionSnapshot(partition, epoch)
 
-    def write(self, cp: Checkpoint) -> None:
+    def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         """Store one checkpoint atomically. :class:`FencedError` when Redis holds a newer
         epoch (another worker owns the partition); :class:`StateLostError` when it holds an
-        older epoch or another generation than this worker last wrote (state lost)."""
+        older epoch or another generation than this worker last wrote (state lost).
+        Models whose ``ok`` counter grew get ``seen:<model>`` = now (:attr:`clock`);
+        ``lag``: the partition's consumer lag, stored for the evaluator."""
         p = cp.partition
         keys: list[str] = [self.meta_key(p), self.index_key(p), self.written_key(p)]
         fields: list[Any] = []
@@ -228,6 +243,8 @@ class RedisStateStore:
             fields += ["topic_id", cp.topic_id]
         for model, start in cp.incomplete.items():
             fields += [f"inc:{model}", start]
+        if lag is not None:
+            fields += ["lag", lag]
         argv: list[Any] = [
             cp.epoch,
             cp.generation,
@@ -235,6 +252,7 @@ class RedisStateStore:
             cp.watermark_ms,
             min(cp.watermarks.values(), default=cp.watermark_ms) - self.window_ttl_ms,
             len(fields) // 2,
+            repr(self.clock()),
             *fields,
         ]
         for key, blob in cp.windows.items():

@@ -13,6 +13,8 @@ Examples::
     driftline simulate --label-delay exp:30s --label-ratio 0.8 \\
         --performance "accuracy=-0.15@10m..20m"            # labels to topic `labels`
     driftline simulate --models demand --task regression --performance "mae=+5@2m"
+    driftline simulate --rate 500 --duration 2m --ops "volume=0.2@30s..60s" \\
+        --ops "stall@70s..80s" --ops "latency=x3@90s..100s" --ops "invalid=0.3@105s..115s"
     driftline simulate --rate max --count 1000000 --numeric 20 --categorical 3
     driftline simulate --training-out ref.parquet --rows 100000   # training data, no Kafka
     driftline simulate --count 10 --out -                          # JSON lines to stdout
@@ -123,6 +125,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "accuracy (binary, a negative amount >= -0.5), mae, rmse (regression),"
                         " e.g. accuracy=-0.15@10m..20m; labels get worse, inputs need not; "
                         f"repeatable [env {perf_env}, ';'-separated]")
+    ops_env = env_name("--ops")
+    p.add_argument("--ops", action="append", default=None, metavar="INCIDENT",
+                   help="operational incident: volume=FACTOR@START..END (rate x FACTOR), "
+                        "stall@START..END (nothing sent), latency=xFACTOR@START..END, "
+                        "invalid=SHARE@START..END (malformed records); repeatable "
+                        f"[env {ops_env}, ';'-separated]")
     add_option(p, "--null-ratio", help="baseline share of missing feature values",
                default=0.01, type=float)
     add_option(p, "--bad-ratio", help="share of malformed records (every kind in turn)",
@@ -152,7 +160,7 @@ def _spec(args: argparse.Namespace, rate: float | None) -> SimSpec:
                       bad_ratio=args.bad_ratio, version=args.model_version, tasks=args.task,
                       label_ratio=args.label_ratio, label_delay=args.label_delay,
                       performance=_repeated(args, "--performance"),
-                      label_noise=args.label_noise)
+                      label_noise=args.label_noise, ops=_repeated(args, "--ops"))
 
 
 def _report(stats: RunStats) -> None:
@@ -182,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     duration = parse_duration_s(args.duration, "--duration") if args.duration else None
     count: int | None = args.count
     if count is None and duration is not None and rate is not None:
-        count = int(rate * duration)
+        count = spec.timeline().count_before(duration)
     if count is None and duration is None and args.out:
         raise ConfigError("--out needs --count or --duration")
     if args.start_ts is None and rate is None and count is not None:
@@ -207,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
     with PredictionProducer(client, topic=args.topic) as producer, \
             PredictionProducer(client, topic=args.labels_topic) as label_producer:
         stats = pace(stream, producer.send_bytes, rate=rate, duration_s=duration,
-                     progress=progress, send_label=label_producer.send_bytes, rest=stream.rest)
+                     progress=progress, send_label=label_producer.send_bytes, rest=stream.rest,
+                     schedule=spec.timeline().offset if spec.ops else None)
         producer.flush(120.0)
         label_producer.flush(120.0)
     if progress:
@@ -234,7 +243,8 @@ def _to_files(args: argparse.Namespace, stream: LabelledStream, rate: float | No
         send_label = sink(args.labels_out) if args.labels_out else None
         stats = pace(stream, sink(args.out), rate=rate, duration_s=duration,
                      progress=None if "-" in (args.out, args.labels_out) else progress,
-                     send_label=send_label, rest=stream.rest)
+                     send_label=send_label, rest=stream.rest,
+                     schedule=stream.spec.timeline().offset if stream.spec.ops else None)
     print(f"\nwrote {stats.sent} events" + (f" and {stats.labels} labels" if send_label
                                             else ""), file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ class FakeStore:
         return PartitionSnapshot(partition, self.epochs[partition],
                                  self.applied.get(partition, -1))
 
-    def write(self, cp: Checkpoint) -> None:
+    def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         if self.fail is not None:
             raise self.fail
         if cp.epoch != self.epochs[cp.partition]:

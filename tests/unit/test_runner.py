@@ -124,7 +124,7 @@ class FakeStore:
     def load(self, partition: int) -> PartitionSnapshot:
         return self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
 
-    def write(self, cp: Checkpoint) -> None:
+    def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise redis.exceptions.ConnectionError("down")

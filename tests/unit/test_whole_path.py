@@ -104,7 +104,7 @@ class Store:
         return PartitionSnapshot(0, self.epoch, self.applied, self.watermark,
                                  self.counters.copy(), dict(self.windows), dict(self.watermarks))
 
-    def write(self, cp: Checkpoint) -> None:
+    def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         assert cp.epoch == self.epoch
         self.applied, self.watermark = cp.applied_offset, cp.watermark_ms
         self.watermarks = dict(cp.watermarks)
