@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import msgspec
 import redis
 
 from alerts import operational, performance
+from alerts.health import HealthRules, HealthSource, model_checks
 from alerts.keys import AlertKeys
 from alerts.machine import Policy, State, Track, step, track_from_bytes, track_to_bytes
 from alerts.message import Alert
@@ -60,66 +60,21 @@ from alerts.scopes import (
     superseded,
 )
 from alerts.shards import Owner
+from alerts.sources import (
+    Housekeeping,
+    Measurement,
+    Publisher,
+    ReferenceSource,
+    WindowReferenceSource,
+    WindowSource,
+)
 from sketches.baseline import ReferenceChoice
 from sketches.cbpe import EstimatedPerformance
 from sketches.errors import StateFormatError
-from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from sketches.rules import DriftRules
 
 log = logging.getLogger(__name__)
-
-
-
-class Measurement(Protocol):
-    """The merged profiles of a model's measurement window (per version) and its bounds."""
-
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def versions(self) -> Mapping[str, DatasetProfile]: ...
-    @property
-    def incomplete(self) -> bool:
-        """Part of the window's input aged out of the topic before it was rebuilt."""
-        ...
-
-
-class WindowSource(Protocol):
-    def measurements(self, measures: Mapping[str, int]) -> Mapping[str, Measurement]:
-        """model -> its measurement window (``measure_ms`` before the watermark); models
-        with no data are left out. One call per evaluation, so one read of the state."""
-        ...
-
-    def forget(self, models: Iterable[str]) -> None:
-        """Drop what is cached for ``models`` (no longer evaluated here)."""
-        ...
-
-
-class Housekeeping(Protocol):
-    def compact(self, models: Mapping[str, tuple[int, int, int, int]],
-                fence_key: Callable[[str], str]) -> object:
-        """Compact and roll up the stored windows of ``models`` (model -> (window_ms,
-        retention_ms, measure_ms, fencing token)); writes fenced by ``fence_key(model)``."""
-        ...
-
-
-class ReferenceSource(Protocol):
-    def get(self, model: str, version: str) -> Reference | None: ...
-
-
-@runtime_checkable
-class WindowReferenceSource(Protocol):
-    """A source whose reference may follow the measurement window (a trailing production
-    baseline, ``[models.M.reference]``; ``streams.baseline``): asked with its start."""
-
-    def get(self, model: str, version: str) -> Reference | None: ...
-    def for_window(self, model: str, version: str, start_ms: int) -> Reference | None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, alerts: Sequence[Alert]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -145,6 +100,8 @@ class ModelRules:
     performance: PerformanceConfig | None = None
     """Ground truth (``[models.M.performance]``): realized / estimated performance,
     label health and change detectors (:mod:`alerts.performance`)."""
+    health: HealthRules = field(default_factory=HealthRules)
+    """Operational health (``[models.M.health]``, :mod:`alerts.health`)."""
     reference: ReferenceChoice = field(default_factory=ReferenceChoice)
     """``[models.M.reference]``: the training reference or a trailing production
     baseline (wired by the CLI into the :class:`ReferenceSource`)."""
@@ -167,6 +124,7 @@ class Evaluator:
         housekeeping: Housekeeping | None = None,
         performance: PerformanceSource | None = None,
         id_key: bytes = b"",
+        health: HealthSource | None = None,
     ) -> None:
         """``publishers`` are the durable sinks (the alerts topic): one that raises stops the
         evaluation of that model before its state is stored, so the same transition is
@@ -195,6 +153,7 @@ class Evaluator:
         self._housekeeping = housekeeping
         self._performance = performance
         self._id_key = id_key
+        self._health = health
         """Authenticates the stored detector state (the label join's id-hash key)."""
 
     # -- keys ----------------------------------------------------------------------------
@@ -293,14 +252,16 @@ class Evaluator:
                 performance.estimated(cfg.performance, main.reference, main.current)
                 if cfg.performance is not None and main.current is not None else None))
         perf = self._evaluate_performance(cfg, m, main.reference, est[2], now)
-        if all(c.report is None for c in compared) and perf is None:
+        ops = model_checks(self._health, cfg.health, model=cfg.model, window_ms=cfg.window_ms,
+                           now=now)  # every evaluation: `stale` grows on the wall clock
+        if all(c.report is None for c in compared) and perf is None and not ops:
             result = ModelResult(cfg.model, version, "no_reference", m.start_ms / 1000,
                                  m.end_ms / 1000, main.rows, now,
                                  latency_ms=main.latency)  # fmt: skip
             self._store(cfg.model, token, tracks, result)
             return []
         checks = [c for cmp in compared for c in cmp.checks]
-        checks += perf.checks if perf is not None else []
+        checks += (perf.checks if perf is not None else []) + ops
         ids = {c.alert_id(cfg.model) for c in checks}
         multi = any(c.scope.suffix.startswith("@version=") and c.scope.compare_to is None
                     for c in compared)
@@ -347,6 +308,8 @@ class Evaluator:
                      else refs.for_window(cfg.model, scope.version, m.start_ms)
                      if isinstance(refs, WindowReferenceSource)
                      else refs.get(cfg.model, scope.version))
+        if reference is not None and scope.segment is not None:
+            reference = reference.segment(*scope.segment)
         cached = self._compared.get(key)
         if cached is not None and cached[0] is m and cached[1].reference is reference \
                 and cached[1].scope == scope:

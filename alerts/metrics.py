@@ -90,10 +90,19 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
     Family(_G, "driftline_window_rows", "Events in the measurement window", ("model",)),
     Family(_G, "driftline_window_incomplete", "1 while the measurement window holds windows "
            "rebuilt after part of their input aged out of the topic", ("model",)),
-    Family(_G, "driftline_prediction_latency_ms", "Model latency quantiles (latency_ms field)",
+    Family(_G, "driftline_prediction_latency_ms", "Model latency quantiles (latency_ms field); "
+           "kept for existing dashboards, prefer driftline_prediction_latency_seconds",
            ("model", "quantile")),
+    Family(_G, "driftline_prediction_latency_seconds", "Model latency quantiles over the "
+           "measurement window (latency_ms field, in seconds)", ("model", "quantile")),
     Family(_G, "driftline_last_evaluation_timestamp_seconds",
            "When the model was last evaluated", ("model",)),
+    Family(_G, "driftline_scope_drift", "Latest drift value of a model's other scopes: each "
+           "version when several have traffic, canary comparisons, top-K segments (scope = "
+           "the alert id suffix, e.g. @version=8, @version=8@vs=7, @country=DE)",
+           ("model", "scope", "column", "metric")),
+    Family(_G, "driftline_version_rows", "Events per version in the measurement window "
+           "(the traffic split)", ("model", "version")),
     Family(_G, "driftline_performance", "Realized performance over the measurement window "
            "(labeled predictions)", ("model", "metric")),
     Family(_G, "driftline_performance_estimated", "Performance estimated from the scores "
@@ -163,6 +172,7 @@ class DriftlineCollector(Collector):
         rows = _new("driftline_window_rows")
         incomplete = _new("driftline_window_incomplete")
         latency = _new("driftline_prediction_latency_ms")
+        latency_s = _new("driftline_prediction_latency_seconds")
         evaluated = _new("driftline_last_evaluation_timestamp_seconds")
         for r in results:
             rows.add_metric([r.model], r.rows)
@@ -182,8 +192,22 @@ class DriftlineCollector(Collector):
                 firing.add_metric([r.model, sev], n)
             for q, ms in sorted(r.latency_ms.items()):
                 latency.add_metric([r.model, q], ms)
-        yield from (drift, bound, nulls, firing, rows, incomplete, latency, evaluated)
+                latency_s.add_metric([r.model, q], ms / 1000)
+        yield from (drift, bound, nulls, firing, rows, incomplete, latency, latency_s, evaluated)
         yield from _performance_metrics(results)
+
+
+def _scope_metrics(results: list[ModelResult]) -> Iterator[Metric]:
+    scoped, traffic = _new("driftline_scope_drift"), _new("driftline_version_rows")
+    for r in results:
+        for version, n in sorted(r.traffic.items()):
+            traffic.add_metric([r.model, version], n)
+        for suffix, sr in sorted(r.scopes.items()):
+            for c in sr.columns.values():
+                for name, m in c.metrics.items():
+                    if m.value is not None and m.threshold is not None:
+                        scoped.add_metric([r.model, suffix, c.column, name], m.value)
+    yield from (scoped, traffic)
 
 
 _LABEL_OUTCOMES = ("joined", "early_total", "late", "duplicate", "duplicate_prediction",

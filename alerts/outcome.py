@@ -23,8 +23,9 @@ from sketches.ranges import out_of_range
 from sketches.types import MetricValue
 
 if TYPE_CHECKING:
-    from alerts.evaluator import Measurement, ModelRules
+    from alerts.evaluator import ModelRules
     from alerts.scopes import Compared
+    from alerts.sources import Measurement
 
 QUALITY_METRICS = frozenset({"null_ratio", "type_mismatch", "unseen", "out_of_range"})
 LATENCY_COLUMN = "latency_ms"
@@ -50,6 +51,8 @@ class Check:
     """Alert id suffix of the scope (``@version=8``, ``@version=8@vs=7``; see alerts.scopes)."""
     version: str | None = None
     compare_to: str | None = None
+    segment: tuple[str, str] | None = None
+    """Segment checks: (column, value) — the value as sent, or ``other``."""
     note: str = ""
     """Model-level checks: the alert summary, when the check words its own (health)."""
 
@@ -106,9 +109,12 @@ def build_alert(
     else:
         summary = (f"{check.column} back to normal: {check.metric} {shown} < "
                    f"{check.threshold:.4g} over the last {span}")
+    seg = check.segment
+    if seg is not None:
+        summary = f"segment {seg[0]}={seg[1]}: {summary}"
     if check.compare_to is not None:
         summary = f"version {check.version} vs {check.compare_to}: {summary}"
-    elif check.scope:
+    elif "@version=" in check.scope:
         summary = f"version {check.version}: {summary}"
     return Alert(
         id=check.alert_id(cfg.model),
@@ -127,6 +133,7 @@ def build_alert(
         summary=summary,
         repeat=emit is Emit.REPEAT,
         compare_to=check.compare_to,
+        segment=None if seg is None else {"column": seg[0], "value": seg[1]},
     )
 
 

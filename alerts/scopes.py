@@ -9,7 +9,11 @@ would otherwise look like drift):
   back to the model's default reference), ids suffixed ``@version=<v>``;
 - ``compare_versions = ["7", "8"]`` in the models file adds a canary / shadow scope:
   version 8's window compared with version 7's window *of the same period*, ids suffixed
-  ``@version=8@vs=7`` and alerts carrying ``compare_to: "7"``.
+  ``@version=8@vs=7`` and alerts carrying ``compare_to: "7"``;
+- segments (:mod:`sketches.segments`): each segment of each version scope, compared with
+  the same segment of the reference, ids suffixed ``@country=DE`` (``@country=other`` for
+  the pooled rest); in p-value mode the segment tests share alpha (Bonferroni), on top of
+  the correction within each comparison.
 
 Pure: profiles and references in, drift reports and checks out.
 """
@@ -22,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from alerts.outcome import Check, latency, range_checks, report_checks
+from sketches import segments
 from sketches.drift import DriftReport, compare_profiles
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 
 if TYPE_CHECKING:
-    from alerts.evaluator import Measurement, ModelRules
+    from alerts.evaluator import ModelRules
+    from alerts.sources import Measurement
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class Scope:
     version: str
     compare_to: str | None = None
     """Canary scopes: the baseline version (compared with instead of the reference)."""
+    key: str = ""
+    """The measurement's version key holding the scope's windows ("": ``version``)."""
+    segment: tuple[str, str] | None = None
+    """Segment scopes: (column, token)."""
+
+    @property
+    def window_key(self) -> str:
+        return self.key or self.version
 
 
 @dataclass
@@ -54,20 +68,30 @@ class Compared:
 
 
 def version_rows(m: Measurement) -> dict[str, int]:
-    """Rows per version in the measurement window (its traffic split)."""
-    return {v: p.rows for v, p in m.versions.items()}
+    """Rows per version in the measurement window (its traffic split; no segments)."""
+    return {v: p.rows for v, p in m.versions.items() if segments.SEP not in v}
 
 
 def scopes_of(cfg: ModelRules, m: Measurement) -> list[Scope]:
     """The scopes of ``m``; the first is the primary one (the most rows)."""
-    if len(m.versions) == 1:  # not built just to count its rows (a source may build lazily)
-        return [Scope("", next(iter(m.versions))), *_canary(cfg, m)]
-    rows = version_rows(m)
-    ordered = sorted(rows, key=lambda v: (-rows[v], v))
-    present = [v for v in ordered if rows[v] >= cfg.rules.min_count]
-    if len(present) <= 1:
-        return [Scope("", present[0] if present else ordered[0]), *_canary(cfg, m)]
-    return [*(Scope(f"@version={v}", v) for v in present), *_canary(cfg, m)]
+    real = [v for v in m.versions if segments.SEP not in v]
+    if len(real) == 1:  # not built just to count its rows (a source may build lazily)
+        base = [Scope("", real[0])]
+    else:
+        rows = version_rows(m)
+        ordered = sorted(rows, key=lambda v: (-rows[v], v))
+        present = [v for v in ordered if rows[v] >= cfg.rules.min_count]
+        base = ([Scope("", present[0] if present else ordered[0])] if len(present) <= 1
+                else [Scope(f"@version={v}", v) for v in present])
+    out = list(base)
+    for scope in base:
+        for key in m.versions:
+            parsed = segments.parse(key)
+            if parsed is not None and parsed[0] == scope.version:
+                _, column, tok = parsed
+                out.append(Scope(scope.suffix + segments.suffix(column, tok), scope.version,
+                                 key=key, segment=(column, tok)))
+    return out + _canary(cfg, m)
 
 
 def _canary(cfg: ModelRules, m: Measurement) -> list[Scope]:
@@ -83,7 +107,11 @@ def compare(cfg: ModelRules, m: Measurement, scope: Scope,
             reference_of: Callable[[str], Reference | None]) -> Compared:
     """Compare the scope's window with its reference (or, for a canary, with the baseline
     version's window of the same period)."""
-    current = m.versions[scope.version]
+    current = m.versions[scope.window_key]
+    rules = cfg.rules
+    if scope.segment is not None and rules.mode == "pvalue":
+        tests = sum(1 for k in m.versions if segments.SEP in k)
+        rules = dataclasses.replace(rules, alpha=rules.alpha / max(tests, 1))
     if scope.compare_to is not None:
         base = m.versions[scope.compare_to]
         reference: Reference | None = Reference(
@@ -91,16 +119,18 @@ def compare(cfg: ModelRules, m: Measurement, scope: Scope,
     else:
         reference = reference_of(scope.version)
     current = merge_typed([current], reference)
-    report = None if reference is None else compare_profiles(reference, current, cfg.rules)
+    report = None if reference is None else compare_profiles(reference, current, rules)
     checks: list[Check] = []
     if report is not None:
         checks = report_checks(report)
-        if scope.compare_to is None:
+        if scope.compare_to is None and scope.segment is None:
             checks += range_checks(cfg, current)
     if m.incomplete:  # never compared as if whole: every alert holds its state
         checks = [dataclasses.replace(c, breached=None) for c in checks]
+    seg = (None if scope.segment is None
+           else (scope.segment[0], segments.value_of(scope.segment[1])))
     checks = [dataclasses.replace(c, scope=scope.suffix, version=scope.version,
-                                  compare_to=scope.compare_to) for c in checks]
+                                  compare_to=scope.compare_to, segment=seg) for c in checks]
     return Compared(scope, reference, report, checks, current.rows, latency(current), current)
 
 

@@ -51,6 +51,7 @@ from alerts.detectors import DETECTORS
 from alerts.evaluator import ModelRules
 from alerts.machine import Policy
 from alerts.performance import PerformanceConfig
+from driftline.health_config import health_rules
 from driftline.models import ALERTING_KEYS, _table, load_raw, parse_duration_ms
 from sketches.baseline import DEFAULT_MIN_ROWS, KINDS, ReferenceChoice
 from sketches.errors import ConfigError
@@ -170,6 +171,7 @@ def model_rules(name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any],
         performance=(performance_config(_table(spec["performance"], f"{where}.performance"),
                                         f"{where}.performance")
                      if "performance" in spec else None),
+        health=health_rules(defaults.get("health"), spec.get("health"), where),
     )
 
 

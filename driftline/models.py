@@ -18,13 +18,17 @@ windows and 1-hour retention.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sketches.errors import ConfigError
+from sketches.reference import Reference
+from sketches.segments import DEFAULT_TOP_K, OTHER, roster, value_of
 from sketches.types import ColumnType
 from streams.durations import parse_duration_ms
 from streams.events import MODEL_PATTERN
@@ -36,6 +40,8 @@ from streams.windows import (
     ModelCatalog,
     ModelSpec,
 )
+
+log = logging.getLogger(__name__)
 
 
 def default_catalog() -> ModelCatalog:
@@ -51,7 +57,7 @@ def _table(value: object, what: str) -> Mapping[str, Any]:
 # Keys of the same file read by driftline.alerting (measurement window, rules, policy).
 ALERTING_KEYS = frozenset(
     {"measure", "min_count", "for", "cooldown", "repeat", "severity", "quality_severity", "rules",
-     "ranges", "max_out_of_range", "compare_versions", "reference"}
+     "ranges", "max_out_of_range", "compare_versions", "reference", "health"}
 )
 
 
@@ -68,7 +74,8 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
         if not re.match(MODEL_PATTERN, name):
             raise ConfigError(f"{where}: invalid model name")
         spec = _table(raw, where)
-        extra = set(spec) - {"window", "retention", "types", "performance"} - ALERTING_KEYS
+        extra = (set(spec) - {"window", "retention", "types", "performance", "segments",
+                              "segment_top_k"} - ALERTING_KEYS)
         if extra:
             raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
         try:
@@ -85,13 +92,66 @@ def parse_catalog(data: Mapping[str, Any], source: str = "models file") -> Model
             labels = (label_spec(_table(spec["performance"], f"{where}.performance"),
                                  f"{where}.performance", win, ret)
                       if "performance" in spec else None)
-            models[name] = ModelSpec(name, win, ret, types, labels)
+            top_k = int(spec.get("segment_top_k", DEFAULT_TOP_K))
+            if top_k < 1:
+                raise ValueError("segment_top_k must be >= 1")
+            models[name] = ModelSpec(name, win, ret, types, labels,
+                                     segment_columns(spec.get("segments"), f"{where}.segments"),
+                                     top_k)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
     if not models:
         raise ConfigError(f"{source}: no models listed")
     return ModelCatalog(models, accept_unknown=False, default_window_ms=window,
                         default_retention_ms=retention)
+
+
+def segment_columns(raw: object, where: str) -> dict[str, frozenset[str]]:
+    """``segments = ["country"]`` (rosters from the reference, filled in by
+    :func:`with_rosters`) or ``segments = { country = ["DE", "FR"] }`` (given rosters)."""
+    if raw is None:
+        return {}
+    if isinstance(raw, list):
+        raw = {c: [] for c in raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: a list of columns or a table column -> values")
+    out: dict[str, frozenset[str]] = {}
+    for column, values in raw.items():
+        if not isinstance(column, str) or not column or set(column) & set("~=|@/"):
+            raise ConfigError(f"{where}: segment column {column!r} (no ~ = | @ / in names)")
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"{where}.{column}: a list of values (strings)")
+        out[column] = frozenset(values)
+    return out
+
+
+def with_rosters(catalog: ModelCatalog, reference_of: Callable[[str], Reference | None]
+                 ) -> ModelCatalog:
+    """Fill the segment rosters not given in the models file from each model's default
+    reference: its segment profiles' values, else the top-K of the column. A model whose
+    reference has neither pools every event as "other" (logged)."""
+    models = dict(catalog.models)
+    for name, spec in catalog.models.items():
+        if not spec.segments or all(spec.segments.values()):
+            continue
+        ref = reference_of(name)
+        filled = {}
+        for column, members in spec.segments.items():
+            if members:
+                filled[column] = members
+                continue
+            found: frozenset[str] = frozenset()
+            if ref is not None and column in ref.segments:
+                found = frozenset(value_of(t) for t in ref.segments[column] if t != OTHER)
+            elif ref is not None:
+                found = roster(ref.profile, column, spec.segment_top_k)
+            if not found:
+                log.warning("model %s: no reference values for segment column %s: every "
+                            "event counts as segment 'other' (profile the reference with "
+                            "--segments %s)", name, column, column)
+            filled[column] = found
+        models[name] = dataclasses.replace(spec, segments=filled)
+    return dataclasses.replace(catalog, models=models)
 
 
 PERFORMANCE_KEYS = frozenset(

@@ -28,18 +28,21 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
-from alerts.evaluator import Evaluator, ModelRules, Publisher, load_results
+from alerts.evaluator import Evaluator, ModelRules, load_results
 from alerts.http import ApiServer
 from alerts.metrics import DriftlineCollector, Health
 from alerts.publish import KafkaAlertPublisher, WebhookPublisher
 from alerts.results import ModelResult
 from alerts.shards import Fence, Owner, ShardGroup
+from alerts.sources import Publisher
 from alerts.webhook import WebhookNotifier
 from driftline.alerting import check_columns, for_model
 from sketches.errors import ConfigError
 from sketches.store import ReferenceStore
+from streams.baseline import ReferenceChoices, TrailingReferences
 from streams.compaction import Compactor
 from streams.health import WorkerHealth
+from streams.health_source import StoredHealth
 from streams.kafka_config import KafkaConnection, client_config
 from streams.label_worker import join_store, label_specs
 from streams.notices import DEFAULT_SHARDS, ensure_topic, notices_topic
@@ -122,6 +125,11 @@ class Monitor:
                                                + [fallback.measure_ms]))
         self._reader = WindowReader(store)
         self._store = store
+        trailing = {name: (rules.reference, self._window_ms(name))
+                    for name, rules in models.items() if rules.reference.trailing}
+        self._baselines = TrailingReferences(store, trailing) if trailing else None
+        self._references = ReferenceChoices(self._refs, self._baselines)
+        """Per model, its training reference or trailing baseline (``[models.M.reference]``)."""
         specs = label_specs(self._catalog)
         self._join = (join_store(self._client, settings.key_prefix, specs, settings.id_key)
                       if specs else None)
@@ -167,9 +175,29 @@ class Monitor:
             out.append(rules)
         return out
 
+    def _window_ms(self, model: str) -> int:
+        spec = self._catalog.get(model)
+        return spec.window_ms if spec is not None else self._catalog.default_window_ms
+
     def check_config(self) -> None:
-        """Refuse to start half-configured: column overrides must exist in references."""
+        """Refuse to start half-configured: column overrides must exist in references.
+        Warn when a trailing baseline reaches back past the hourly roll-ups: daily records
+        straddle its ends and are left out whole."""
         for rules in self._models.values():
+            choice = rules.reference
+            back = choice.offset_ms + choice.span_ms + rules.measure_ms
+            if choice.trailing and back > self.settings.keep_hourly_ms:
+                log.warning("model %s: its trailing baseline reaches back %.1f h, past the "
+                            "hourly roll-ups (--keep-hourly %.1f h): only whole daily "
+                            "records inside it are used", rules.model, back / 3.6e6,
+                            self.settings.keep_hourly_ms / 3.6e6)
+            ttl = self._compactor.tiers.ttl_ms
+            if choice.trailing and back > ttl:
+                log.warning("model %s: its trailing baseline reaches back %.1f h; stored "
+                            "records expire %.1f h after they were last written, so its "
+                            "oldest part may be gone", rules.model, back / 3.6e6, ttl / 3.6e6)
+            if choice.trailing:
+                continue  # compared with its own production: no training reference needed
             ref = self._refs.get(rules.model)
             if ref is not None:
                 check_columns(rules, ref)
@@ -209,11 +237,13 @@ class Monitor:
         if self._evaluator is None:
             self._evaluator = Evaluator(
                 self._client, prefix=self.settings.key_prefix, models=self.model_rules(),
-                windows=self._reader, references=self._refs, publishers=self._publishers,
+                windows=self._reader, references=self._references,
+                publishers=self._publishers,
                 owner=self._group.owner, notifiers=[self._webhook] if self._webhook else [],
                 incidents=self._store, topic=self.settings.topic,
                 housekeeping=self._compactor, performance=self._join,
-                id_key=self._join.key if self._join is not None else b"")
+                id_key=self._join.key if self._join is not None else b"",
+                health=StoredHealth(self._store))
         else:
             self._evaluator.models = self.model_rules()
         return self._evaluator

@@ -33,6 +33,8 @@ class _ReferenceState(msgspec.Struct, array_like=True):
     chunks: list[bytes]
     performance: bytes | None = None
     """Added with issue #13; references written before have no such field and load."""
+    segments: dict[str, dict[str, bytes]] = {}
+    """Added with issue #14: column -> segment token -> profile bytes."""
 
 
 class Reference:
@@ -50,6 +52,7 @@ class Reference:
         created: str,
         chunks: Iterable[DatasetProfile] = (),
         performance: ReferencePerformance | None = None,
+        segments: Mapping[str, Mapping[str, DatasetProfile]] | None = None,
     ) -> None:
         self.profile = profile
         self.model = model
@@ -58,6 +61,10 @@ class Reference:
         self.chunks: list[DatasetProfile] = list(chunks)
         self.performance = performance
         """The reference's realized performance and CBPE calibrator, when it had labels."""
+        self.segments: dict[str, dict[str, DatasetProfile]] = {
+            c: dict(v) for c, v in (segments or {}).items()}
+        """Segment column -> segment token -> the profile of its rows (sketches.segments)."""
+        self._segment_refs: dict[tuple[str, str], Reference] = {}
         self._learned: dict[float, dict[str, dict[str, float]]] = {}
 
     @property
@@ -105,8 +112,20 @@ class Reference:
             self.profile.to_bytes(),
             [c.to_bytes() for c in self.chunks],
             self.performance.to_bytes() if self.performance is not None else None,
+            {c: {t: p.to_bytes() for t, p in v.items()} for c, v in self.segments.items()},
         )
         return _codec.pack(self.MAGIC, self.VERSION, state)
+
+    def segment(self, column: str, tok: str) -> Reference | None:
+        """The reference of one segment (its rows only), or None when it has none."""
+        key = (column, tok)
+        if key not in self._segment_refs:
+            prof = self.segments.get(column, {}).get(tok)
+            if prof is None:
+                return None
+            self._segment_refs[key] = Reference(prof, model=self.model, version=self.version,
+                                                created=self.created)
+        return self._segment_refs[key]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Reference:
@@ -116,9 +135,11 @@ class Reference:
         if chunks and sum(c.rows for c in chunks) != profile.rows:
             raise StateFormatError("reference chunks do not add up to the profile's rows")
         perf = ReferencePerformance.from_bytes(s.performance) if s.performance else None
+        segments = {c: {t: DatasetProfile.from_bytes(b) for t, b in v.items()}
+                    for c, v in s.segments.items()}
         return cls(
             profile, model=s.model, version=s.version, created=s.created, chunks=chunks,
-            performance=perf,
+            performance=perf, segments=segments,
         )  # fmt: skip
 
 

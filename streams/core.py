@@ -300,10 +300,12 @@ class Processor:
                 groups[gkey] = (spec, [ev])
             else:
                 group[1].append(ev)
+            for seg in spec.segment_versions(ev.version, ev.features) if spec.segments else ():
+                groups.setdefault((rec.partition, model, seg, start), (spec, []))[1].append(ev)
         for (partition, model, version, start), (spec, events) in groups.items():
             st = parts[partition]
-            ok = st.counters.ok
-            ok[model] = ok.get(model, 0) + len(events)
+            if "~" not in version:  # segment windows count their events again
+                st.counters.ok[model] = st.counters.ok.get(model, 0) + len(events)
             self._apply(st, WindowKey(model, version, start), spec, events)
         return rejected
 

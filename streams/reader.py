@@ -44,13 +44,22 @@ class _Kept:
     """What is kept of one (model, version) between evaluations, serialized (bytes take
     no more memory than live sketches and are shared with the measurements handed out):
     the merge of every item but the newest (with the items and signatures it was made
-    from) and the newest item's merge (which changes while its window fills). Updated in
-    place: a measurement handed out shows its model's latest read."""
+    from), the newest item's merge (which changes while its window fills) and the
+    *ahead* merge: a suffix of the older items, grown backwards a few items per call
+    until it holds all of them but the oldest — what the older merge becomes, with the
+    newest, when the oldest item drops out. Updated in place: a measurement handed out
+    shows its model's latest read."""
 
     older: tuple[tuple[Item, Signature], ...]
     older_bytes: bytes | None
     newest: tuple[Item, Signature]
     newest_bytes: bytes
+    ahead: tuple[tuple[Item, Signature], ...] = ()
+    ahead_bytes: bytes | None = None
+
+    def behind(self) -> int:
+        """Older items (but the oldest) the ahead merge does not hold yet."""
+        return max(0, len(self.older) - 1 - len(self.ahead))
 
     def profile(self) -> DatasetProfile:
         """The measurement: the older merge and the newest item, merged (a new object)."""

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sketches.segments import segment_of, segment_version
 from sketches.types import ColumnType
 
 MINUTE_MS = 60_000
@@ -60,6 +61,16 @@ class ModelSpec:
     types: Mapping[str, ColumnType] = field(default_factory=dict)
     labels: LabelSpec | None = None
     """Set when the model's predictions are joined with labels (ground truth)."""
+    segments: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Segment column -> its roster (the values with windows of their own; the others
+    pooled as "other"): see :mod:`sketches.segments`."""
+    segment_top_k: int = 10
+    """Roster size when the roster comes from the reference (``segments = ["col"]``)."""
+
+    def segment_versions(self, version: str, features: Mapping[str, object]) -> list[str]:
+        """The segment windows (version names) an event of ``version`` also goes to."""
+        return [segment_version(version, column, segment_of(features.get(column), members))
+                for column, members in self.segments.items()]
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.retention_ms < 0:

@@ -11,13 +11,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from driftline.datafiles import DEFAULT_BATCH_ROWS, iter_columns, row_count
+from driftline.chunks import TimeSpan
+from driftline.datafiles import (
+    DEFAULT_BATCH_ROWS,
+    ColumnSelection,
+    add_selection_options,
+    iter_batches,
+    row_count,
+)
 from driftline.options import add_option
 from sketches.errors import ConfigError, DriftlineError, InputDataError
 from sketches.numeric import DEFAULT_KLL_K
 from sketches.performance import TASKS
-from sketches.reference import build_reference
+from sketches.reference import Reference, build_reference
 from sketches.reference_performance import AnyArray, build_reference_performance
+from sketches.segments import DEFAULT_TOP_K, OTHER, roster, segment_profiles, value_of
 from sketches.types import ColumnType
 
 
@@ -66,6 +74,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p, "--threshold", type=float, default=0.5,
         help="binary scores: predicted positive iff score >= threshold",
     )  # fmt: skip
+    add_option(p, "--segments", help="segment columns, e.g. 'country,channel': profile the "
+               "top --segment-top-k values of each on their own (the rest pooled as 'other'), "
+               "the baseline of the stream's per-segment drift")
+    add_option(p, "--segment-top-k", type=int, default=DEFAULT_TOP_K,
+               help="values per segment column with a profile of their own")
+    add_selection_options(p)
     p.set_defaults(func=run)
 
 
@@ -96,13 +110,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise ConfigError("--threshold must be in [0, 1]")
     data = Path(args.data)
-    batches = iter_columns(data, batch_rows=args.batch_rows)
+    selection = ColumnSelection.from_flags(args.columns, args.exclude, args.timestamp_column)
+    span = TimeSpan()
+    stream = span.watch(iter_batches(data, selection=selection, batch_rows=args.batch_rows))
+    batches: Iterator[dict[str, pa.Array]] = (b.columns for b in stream)
     collected: LabelledColumns | None = None
     if args.label_column:
         if args.label_column == args.prediction_column:
             raise ConfigError("--label-column and --prediction-column must differ")
         collected = LabelledColumns(args.prediction_column, args.label_column)
         batches = collected.strip(batches)
+    # after strip: the label and prediction columns are read even when not features
+    batches = (selection.apply(b) for b in batches)
     ref = build_reference(
         batches,
         model=args.model,
@@ -113,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         types=parse_types(args.types),
         kll_k=args.kll_k,
     )
+    if args.segments:
+        add_segments(ref, data, args, selection)
     if collected is not None:
         predictions, labels = collected.arrays()
         ref.performance = build_reference_performance(
@@ -131,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         f"-> {args.out} ({len(blob):,} bytes, {len(ref.chunks)} chunks)",
         file=sys.stderr,
     )
+    if span.not_features or selection.timestamp:
+        shown = ", ".join(span.not_features) or "none"
+        time = f"; {span.describe()}" if selection.timestamp else ""
+        print(f"not features (time columns): {shown}{time}", file=sys.stderr)
     if ref.performance is not None:
         perf = ref.performance
         shown = ", ".join(
@@ -138,6 +163,29 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"performance ({perf.task}, {perf.rows:,} labelled rows): {shown}", file=sys.stderr)
     return 0
+
+
+def add_segments(ref: Reference, data: Path, args: argparse.Namespace,
+                 selection: ColumnSelection) -> None:
+    """Per-segment profiles for ``--segments`` (a second pass over the file): each
+    column's top ``--segment-top-k`` values, the rest pooled as "other"."""
+    if args.segment_top_k < 1:
+        raise ConfigError("--segment-top-k must be >= 1")
+    rosters = {}
+    for column in (c.strip() for c in args.segments.split(",") if c.strip()):
+        members = roster(ref.profile, column, args.segment_top_k)
+        if not members:
+            raise ConfigError(f"--segments: {column!r} is not a categorical column of the data")
+        rosters[column] = members
+    skip = {args.label_column} if args.label_column else set()
+    batches = ({k: v for k, v in selection.apply(b.columns).items() if k not in skip}
+               for b in iter_batches(data, selection=selection, batch_rows=args.batch_rows,
+                                     progress=False))
+    ref.segments = segment_profiles(batches, rosters, parse_types(args.types))
+    for column, tokens in ref.segments.items():
+        print(f"segments of {column}: {len(tokens) - (OTHER in tokens)} values + other "
+              f"({', '.join(sorted(value_of(t) for t in tokens if t != OTHER))})",
+              file=sys.stderr)
 
 
 class LabelledColumns:

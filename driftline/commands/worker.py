@@ -19,11 +19,14 @@ from driftline.commands.common import (
     kafka_connection,
     redis_connection,
 )
-from driftline.models import load_catalog, parse_duration_ms
+from driftline.models import load_catalog, parse_duration_ms, with_rosters
 from driftline.monitor import Monitor, MonitorSettings
 from driftline.options import add_option, duration
 from sketches.errors import ConfigError
+from sketches.store import ReferenceStore
 from streams.health import WorkerHealth
+from streams.redis_client import connect_redis
+from streams.windows import ModelCatalog
 from streams.worker import WorkerSettings
 
 
@@ -196,6 +199,19 @@ class _HealthBox:
         return self.value
 
 
+def segment_rosters(catalog: ModelCatalog, settings: WorkerSettings) -> ModelCatalog:
+    """The models' segment rosters not given in the models file, from their references
+    (read once at start: a new reference's roster takes effect at the next restart)."""
+    if not any(spec.segments for spec in catalog.models.values()):
+        return catalog
+    client = connect_redis(settings.redis_connection, socket_timeout=10)
+    try:
+        refs = ReferenceStore(client, settings.key_prefix)
+        return with_rosters(catalog, refs.get)
+    finally:
+        client.close()
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     catalog = load_catalog(args.models_config)
@@ -206,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
                           ", DRIFTLINE_KAFKA_*): use --engine confluent")
     check_redis_access(settings.redis_connection)
     check_kafka(settings.kafka_connection)
+    catalog = segment_rosters(catalog, settings)
     health = _HealthBox()
     monitor = monitor_from_args(args, health)  # validates the alerting config first
     monitor.start()

@@ -92,7 +92,7 @@ def test_accuracy_fall_fires_a_performance_alert_and_the_detector(
         + "".join(f"[models.{m}]\nmin_count = 100\n[models.{m}.performance]\n{perf}"
                   for m in ("acc-drop", "acc-flat")))
     rng = np.random.default_rng(SEED)
-    base = time.time() - WINDOWS * WINDOW_S
+    base = time.time() // WINDOW_S * WINDOW_S - WINDOWS * WINDOW_S  # whole tumbling windows
     drop_events, drop_labels, change_n = stream("acc-drop", True, base, rng)
     flat_events, flat_labels, _ = stream("acc-flat", False, base, rng)
     common = ["--redis-url", redis_url, "--key-prefix", key_prefix]

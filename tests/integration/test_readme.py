@@ -71,3 +71,17 @@ def test_readme_performance_table_is_valid(tmp_path: Path) -> None:
     cfg = load_alerting(path)[0]["credit-risk"].performance
     assert cfg is not None and cfg.detector == "adwin" and cfg.min_label_ratio == 0.5
     assert cfg.rules.rules["accuracy"] == {"min": 0.8}
+
+
+def test_readme_versions_and_segments_block_is_valid(tmp_path: Path) -> None:
+    from driftline.alerting import load_alerting
+    from driftline.models import load_catalog
+
+    text = (REPO / "README.md").read_text()
+    block = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "compare_versions" in b]
+    assert block, "README lost its versions / segments example"
+    path = tmp_path / "models.toml"
+    path.write_text(block[0])
+    spec = load_catalog(path).models["credit-risk"]
+    assert spec.segments == {"country": frozenset()} and spec.segment_top_k == 10
+    assert load_alerting(path)[0]["credit-risk"].compare_versions == ("7", "8")

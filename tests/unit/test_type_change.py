@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 
-from alerts.scopes import merge_typed
 from alerts.outcome import report_checks
+from alerts.scopes import merge_typed
 from sketches.drift import compare_profiles
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
