@@ -12,6 +12,7 @@ to be short of labels.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Protocol, cast
 from alerts.detectors import DetectorState
 from alerts.outcome import Check
 from alerts.results import MetricResult, PerformanceResult
+from sketches import segments
 from sketches.cbpe import EstimatedPerformance, estimate_from_profile
 from sketches.errors import StateFormatError
 from sketches.numeric import NumericProfile
@@ -27,6 +29,7 @@ from sketches.performance import Fields, PerformanceWindow, realized
 from sketches.performance_rules import PerformanceRules, performance_checks
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
+from sketches.reference_performance import ReferencePerformance
 from sketches.types import MetricValue
 
 log = logging.getLogger(__name__)
@@ -93,20 +96,30 @@ def evaluate(cfg: PerformanceConfig, model: str, source: PerformanceSource, *,
     found = source.windows(model, end_ms - span - cfg.label_wait_ms, end_ms)
     recent: list[Fields] = []
     waited: list[Fields] = []
-    for rows in found.values():
+    by_segment: dict[tuple[str, str], list[Fields]] = {}
+    for version, rows in found.items():
+        seg = segments.parse(version)
         for start, fields in rows:
+            if seg is not None:  # a segment's windows: its own checks, not the model's
+                if start >= end_ms - span:
+                    by_segment.setdefault(seg[1:], []).append(cast(Fields, fields))
+                continue
             if start >= end_ms - span:
                 recent.append(cast(Fields, fields))
             if start < end_ms - cfg.label_wait_ms:
                 waited.append(cast(Fields, fields))
     window = PerformanceWindow.total(recent)
     ref_perf = reference.performance if reference is not None else None
-    checks: list[Check] = []
-    for pc in performance_checks(window, estimate, ref_perf, cfg.rules, cfg.min_labels,
-                                 task=cfg.task, positive=cfg.positive):  # type: ignore[arg-type]
-        value = None if pc.value is None else MetricValue(pc.value, pc.error_bound)
-        checks.append(Check(None, pc.metric, value, pc.threshold or 0.0, pc.breached,
-                            kind="performance", rule=pc.kind, count=int(pc.count)))
+    checks = _checks(cfg, window, estimate, ref_perf)
+    seg_metrics: dict[str, dict[str, MetricResult]] = {}
+    for (column, tok), parts in sorted(by_segment.items()):
+        # realized rules only: the reference's performance is not kept per segment
+        named = (column, segments.value_of(tok))
+        suffix = segments.suffix(column, tok)
+        found_checks = _checks(cfg, PerformanceWindow.total(parts), None, None)
+        checks += [dataclasses.replace(c, scope=suffix, segment=named) for c in found_checks]
+        seg_metrics[suffix] = {c.metric: MetricResult(c.value.value, c.value.error_bound)
+                               for c in found_checks if c.value is not None}
     checks += _label_ratio(cfg, PerformanceWindow.total(waited))
     state = _detector(cfg, model, source, detector, key, now)
     if state is not None:
@@ -129,8 +142,21 @@ def evaluate(cfg: PerformanceConfig, model: str, source: PerformanceSource, *,
         counters=source.counters(model),
         delay_s={str(q): v.value for q, v in real.delay_quantiles.items()},
         detections=0 if state is None else sum(len(v) for v in state.detections.values()),
+        segments=seg_metrics,
     )
     return PerformanceOutcome(checks, result, state)
+
+
+def _checks(cfg: PerformanceConfig, window: PerformanceWindow,
+            estimate: EstimatedPerformance | None, ref_perf: ReferencePerformance | None
+            ) -> list[Check]:
+    out = []
+    for pc in performance_checks(window, estimate, ref_perf, cfg.rules, cfg.min_labels,
+                                 task=cfg.task, positive=cfg.positive):  # type: ignore[arg-type]
+        value = None if pc.value is None else MetricValue(pc.value, pc.error_bound)
+        out.append(Check(None, pc.metric, value, pc.threshold or 0.0, pc.breached,
+                         kind="performance", rule=pc.kind, count=int(pc.count)))
+    return out
 
 
 def _label_ratio(cfg: PerformanceConfig, waited: PerformanceWindow) -> list[Check]:

@@ -41,6 +41,7 @@ class PerformanceResult(msgspec.Struct, frozen=True):
     counters: dict[str, int] = {}  # the join's: expired, orphan, duplicate, late, ...
     delay_s: dict[str, float] = {}  # label delay quantiles
     detections: int = 0
+    segments: dict[str, dict[str, MetricResult]] = {}  # segment id suffix -> realized rules
 
 
 class ModelResult(msgspec.Struct, frozen=True):

@@ -280,9 +280,10 @@ class Processor:
                 self._admit_columns(st, WindowKey(model, ev.version, start), ev)
                 if ts > mark:
                     wms[model] = ts
-                if spec.labels is not None and ev.id is not None:
+                segs = spec.segment_versions(ev.version, ev.features) if spec.segments else []
+                if spec.labels is not None and ev.id is not None:  # the join: segments too
                     item = prediction_item(spec.labels, rec.offset, model, ev.id, ts,
-                                           ev.version, ev.prediction, ev.label)
+                                           ",".join([ev.version, *segs]), ev.prediction, ev.label)
                     if item is not None:
                         st.joins.append(item)
             except InvalidEvent as exc:
@@ -300,7 +301,7 @@ class Processor:
                 groups[gkey] = (spec, [ev])
             else:
                 group[1].append(ev)
-            for seg in spec.segment_versions(ev.version, ev.features) if spec.segments else ():
+            for seg in segs:
                 groups.setdefault((rec.partition, model, seg, start), (spec, []))[1].append(ev)
         for (partition, model, version, start), (spec, events) in groups.items():
             st = parts[partition]

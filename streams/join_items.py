@@ -25,6 +25,8 @@ class JoinItem(NamedTuple):
     id: str
     ts_ms: int
     version: str = ""
+    """The version; for predictions of a segmented model followed by its segments'
+    version names, comma-separated (the outcome counts in each of their windows)."""
     pclass: str = ""
     number: str = ""
     """A binary score, or the regression prediction, formatted (``repr`` of a float)."""

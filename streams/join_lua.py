@@ -13,7 +13,8 @@ the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
                        from what waits then and the newest slice's entries (n:<slice>),
                        so small models keep few keys and busy ones small buckets
     base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s:
-                         "P<pred ts ms>;<version>;<score or number>;<class>": waiting
+                         "P<pred ts ms>;<versions>;<score or number>;<class>": waiting
+                         (versions: the version, then its segments' version names)
                          "L<label ts ms>;<label>": a label whose prediction has not come
                          "D"  joined (kept to recognise duplicates until the slice expires)
                          "F"  forgotten (driftline forget): later labels are dropped
@@ -132,8 +133,21 @@ end
 
 local function fmt(x) return string.format('%.17g', x) end
 
-local function complete(ver, pts, pclass, num, label, lts, clock)
-  local w = window_of(ver, pts)
+local function versions(vers)  -- "7" or "7,7~country=DE,...": the version, its segments
+  local out = {}
+  for v in string.gmatch(vers, '[^,]+') do out[#out + 1] = v end
+  return out
+end
+
+local function count(vers, ts, field)  -- one more prediction / expiry in each window
+  for _, v in ipairs(versions(vers)) do
+    local w = window_of(v, ts)
+    redis.call('HINCRBY', w, field, 1)
+    touch(w, v)
+  end
+end
+
+local function complete(vers, pts, pclass, num, label, lts, clock)
   if task == 'r' then  -- checked before any write: a script error would leave half of it
     local e = tonumber(num) - tonumber(label)
     if e ~= e or e * e == math.huge then
@@ -141,38 +155,39 @@ local function complete(ver, pts, pclass, num, label, lts, clock)
       return
     end
   end
-  redis.call('HINCRBY', w, 'n', 1)
-  local err
+  local fields, err = {'n'}, 0
+  local floats = {}
   if task == 'r' then
     local e = tonumber(num) - tonumber(label)
     local a = math.abs(e)
-    redis.call('HINCRBYFLOAT', w, 'sae', fmt(a))
-    redis.call('HINCRBYFLOAT', w, 'sse', fmt(e * e))
-    redis.call('HINCRBYFLOAT', w, 'se', fmt(e))
-    local f
-    if a <= 1e-9 then f = 'e0' elseif e > 0 then f = bucket(a, 'e+:', 'e0', 1e-9)
-    else f = bucket(a, 'e-:', 'e0', 1e-9) end
-    redis.call('HINCRBY', w, f, 1)
+    floats = {{'sae', a}, {'sse', e * e}, {'se', e}}
+    if a <= 1e-9 then fields[#fields + 1] = 'e0'
+    elseif e > 0 then fields[#fields + 1] = bucket(a, 'e+:', 'e0', 1e-9)
+    else fields[#fields + 1] = bucket(a, 'e-:', 'e0', 1e-9) end
     err = a
   else
     local pc = pclass
     local lc = cls(label)
-    if num ~= '' then
+    if num ~= '' and task == 'b' then
       local s = tonumber(num)
-      if task == 'b' then
-        if s >= threshold then pc = pos else pc = neg end
-        redis.call('HINCRBY', w, 's:' .. lc .. ':' .. (math.min(math.floor(s * 1000), 999) + 0), 1)
-      end
+      if s >= threshold then pc = pos else pc = neg end
+      fields[#fields + 1] = 's:' .. lc .. ':' .. (math.min(math.floor(s * 1000), 999) + 0)
     end
     pc = cls(pc)
-    redis.call('HINCRBY', w, 'c:' .. pc .. '|' .. lc, 1)
+    fields[#fields + 1] = 'c:' .. pc .. '|' .. lc
     if pc == lc then err = 0 else err = 1 end
   end
   local d = (tonumber(lts) - tonumber(pts)) / 1000
   if d < 0 then d = 0 end
-  redis.call('HINCRBY', w, bucket(d, 'd:', 'd0', 1e-3), 1)
-  touch(w, ver)
-  redis.call('XADD', base .. ':o', 'MAXLEN', '~', maxlen, '*', 'v', ver, 'e', err)
+  fields[#fields + 1] = bucket(d, 'd:', 'd0', 1e-3)
+  local all = versions(vers)
+  for _, v in ipairs(all) do  -- the version's window and its segments' windows
+    local w = window_of(v, pts)
+    for _, f in ipairs(fields) do redis.call('HINCRBY', w, f, 1) end
+    for _, f in ipairs(floats) do redis.call('HINCRBYFLOAT', w, f[1], fmt(f[2])) end
+    touch(w, v)
+  end
+  redis.call('XADD', base .. ':o', 'MAXLEN', '~', maxlen, '*', 'v', all[1], 'e', err)
   redis.call('HINCRBY', meta, 'joined', 1)
   if (pts - pts % window_ms) + window_ms + retention_ms <= clock then
     redis.call('HINCRBY', meta, 'late', 1)
@@ -209,29 +224,27 @@ for _ = 1, tonumber(ARGV[16]) do
     applied = applied + 1
     local k, v = find(hid)
     local kind = v and string.sub(v, 1, 1) or ''
-    if mode == 'p' then  -- a = version, b = class, c = score / number, d = inline label
+    if mode == 'p' then  -- a = version(s), b = class, c = score / number, d = inline label
       if ts > clock then clock = ts end
-      local w = window_of(a, ts)
       if kind == 'F' then
         redis.call('HINCRBY', meta, 'forgotten', 1)
       elseif kind == 'P' or kind == 'D' then
         redis.call('HINCRBY', meta, 'duplicate_prediction', 1)
       elseif d ~= '' then
-        redis.call('HINCRBY', w, 'p', 1)
+        count(a, ts, 'p')
         complete(a, ts, b, c, d, ts, clock)
         if kind == 'L' then redis.call('HINCRBY', meta, 'duplicate', 1) end
         if k then redis.call('HSET', k, hid, 'D') else place(hid, ts, 'D') end
         if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
       elseif kind == 'L' then
-        redis.call('HINCRBY', w, 'p', 1)
+        count(a, ts, 'p')
         local l = split(v, 2)
         complete(a, ts, b, c, l[2], l[1], clock)
         redis.call('HSET', k, hid, 'D')
         redis.call('HINCRBY', meta, 'early', -1)
         redis.call('HINCRBY', meta, 'joined_early', 1)
       else
-        redis.call('HINCRBY', w, 'p', 1)
-        touch(w, a)
+        count(a, ts, 'p')
         place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. c .. ';' .. b)
         redis.call('HINCRBY', meta, 'pending', 1)
       end
@@ -272,9 +285,7 @@ local function drop(s, why)
       local kind = string.sub(v, 1, 1)
       if kind == 'P' then
         local p = split(v, 4)
-        local w = window_of(p[2], tonumber(p[1]))
-        redis.call('HINCRBY', w, 'x', 1)
-        touch(w, p[2])
+        count(p[2], tonumber(p[1]), 'x')
         redis.call('HINCRBY', meta, 'pending', -1)
         redis.call('HINCRBY', meta, 'expired', 1)
         if why == 'evicted' then redis.call('HINCRBY', meta, 'evicted', 1) end

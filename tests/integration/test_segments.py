@@ -143,3 +143,41 @@ def test_ten_thousand_segment_values_stay_bounded_by_the_roster(
     assert m10k < 1.5 * m50  # the pooled "other" holds the extra values' counts
     assert s10k == s50  # metric series: K + 1 segments whatever the cardinality
     client.close()
+
+
+def test_performance_per_segment_from_the_label_join(redis_url: str, key_prefix: str) -> None:
+    """Predictions of a segmented model park their segments' version names; a joined
+    label counts in the version's window and in its segment's: the evaluator checks each
+    segment's accuracy on its own (here Italy's labels are mostly wrong)."""
+    from alerts.performance import PerformanceConfig, evaluate
+    from sketches.performance_rules import PerformanceRules
+    from streams.join import JoinStore
+    from streams.join_items import JoinItem
+    from streams.windows import LabelSpec
+
+    client = redis.Redis.from_url(redis_url)
+    spec = LabelSpec(window_ms=WINDOW_MS, retention_ms=0, label_ttl_ms=3_600_000)
+    join = JoinStore(client, prefix=key_prefix, specs={"m": spec}, key=b"k" * 16)
+    rng = np.random.default_rng(23)
+    preds, labels = [], []
+    for i in range(4000):
+        country = rng.choice(["DE", "IT"], p=[0.8, 0.2])
+        seg = segments.segment_version("default", "country", segments.token(str(country)))
+        right = rng.random() < (0.9 if country == "DE" else 0.5)
+        preds.append(JoinItem(i, "m", f"id{i}", T0 + i, f"default,{seg}", "", "0.9"))
+        labels.append(JoinItem(i, "m", f"id{i}", T0 + i + 500, label="1" if right else "0"))
+    join.put("p", 0, preds)
+    join.put("l", 0, labels)
+    cfg = PerformanceConfig(min_labels=200, detector="none",
+                            rules=PerformanceRules.parse({"accuracy": {"min": 0.8}}))
+    out = evaluate(cfg, "m", join, end_ms=T0 + WINDOW_MS, measure_ms=WINDOW_MS,
+                   reference=None, estimate=None, detector=None, key=b"k" * 16, now=1.0)
+    by_id = {c.alert_id("m"): c for c in out.checks}
+    assert by_id["m/-/accuracy"].breached is False  # the whole: ~0.82
+    assert by_id["m/-/accuracy@country=IT"].breached is True  # Italy: ~0.5
+    assert by_id["m/-/accuracy@country=DE"].breached is False
+    assert by_id["m/-/accuracy@country=IT"].segment == ("country", "IT")
+    assert out.result.labels == 4000  # the whole counts each outcome once
+    italy = out.result.segments["@country=IT"]["accuracy"].value
+    assert italy is not None and 0.4 < italy < 0.6
+    client.close()
