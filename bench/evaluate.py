@@ -13,8 +13,11 @@ worth of changes per interval), and every model is named dirty. Per size:
   evaluation, peak RSS of that process;
 - **slide**: in the same process, the evaluation right after the measurement moved on by
   one window (a new window written on every partition, the oldest dropped out): sketches
-  cannot subtract, so the older windows are read again (the reader keeps no single
-  windows by default) — once per window length, not per evaluation;
+  cannot subtract, so the reader takes its *ahead* merge (the older windows but the
+  oldest, which the warm-up's full read gave); then the evaluations that follow (the
+  newest window rewritten each time) while the reader rebuilds the next ahead merge a
+  budget of blobs per call — their count and slowest — and a second slide, which takes
+  that incrementally built merge;
 - **naive**: a fresh reader and reference store per evaluation (every blob read and merged,
   every reference read and its distributions rebuilt) — the behaviour before issue 12;
 - **2 shards**: two evaluator processes owning half the shards each, evaluating at the same
@@ -44,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import redis
@@ -59,7 +62,7 @@ from sketches.reference import build_reference
 from sketches.store import ReferenceStore
 from streams.compaction import Compactor, ModelSpan
 from streams.core import Checkpoint
-from streams.reader import WindowReader
+from streams.reader import AHEAD_BLOBS, WindowReader
 from streams.state import RedisStateStore
 from streams.tiers import TierStore
 from streams.windows import Counters, WindowKey
@@ -69,6 +72,10 @@ WINDOW_MS, RETENTION_MS, MEASURE_MS = 5 * 60_000, 3_600_000, 3_600_000
 T0 = 1_800_000_000_000
 SLID_MARK = T0 + (WINDOWS + 1) * WINDOW_MS - 1
 """Watermark once the measurement moved on by one window (window WINDOWS is the newest)."""
+AFTER_MARK = SLID_MARK + WINDOW_MS
+"""Watermark after :func:`run_single`'s second slide (window WINDOWS + 1 is the newest)."""
+FOLLOW_UP = 60
+"""At most this many evaluations after the slide, waiting for the ahead merges."""
 SHARDS = 16
 PREFIX = "bench"
 
@@ -156,11 +163,26 @@ def run_single(url: str, models: int, partitions: int, rows: int, repeat: int,
         walls.append(wall)
         cpus.append(cpu)
         reads.append(ev._windows.reads)  # type: ignore[attr-defined]
+    reader = cast(WindowReader, ev._windows)
+    kept = list(reader._kept.values())
+    older_kib = statistics.mean(len(k.older_bytes or b"") for k in kept) / 1024
+    ahead_kib = statistics.mean(len(k.ahead_bytes or b"") for k in kept) / 1024
     w.write([WINDOWS], mark_ms=SLID_MARK)  # the measurement moves on: window 0 drops out
     slide_wall, slide_cpu = timed(ev, names)
+    slide_reads = reader.reads
+    follow: list[tuple[float, int, int]] = []  # (wall, blobs read, of those ahead)
+    while reader.behind and len(follow) < FOLLOW_UP:
+        w.write([WINDOWS], mark_ms=SLID_MARK)
+        wall, _ = timed(ev, names)
+        follow.append((wall, reader.reads, reader.ahead_reads))
+    behind = reader.behind  # older windows the ahead merges still lack
+    w.write([WINDOWS + 1], mark_ms=AFTER_MARK)  # and again: window 1 drops out
+    again_wall, _ = timed(ev, names)
     out.put({"wall": statistics.median(walls), "cpu": statistics.median(cpus),
              "reads": statistics.median(reads), "slide": slide_wall, "slide_cpu": slide_cpu,
-             "slide_reads": ev._windows.reads,  # type: ignore[attr-defined]
+             "slide_reads": slide_reads, "follow": follow, "behind": behind,
+             "again": again_wall, "again_reads": reader.reads,
+             "older_kib": older_kib, "ahead_kib": ahead_kib,
              "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
@@ -171,7 +193,7 @@ def run_naive(url: str, models: int, partitions: int, rows: int, repeat: int,
     w = Writer(client, models, partitions, rows)
     walls, cpus = [], []
     for _ in range(repeat):
-        w.write([WINDOWS], mark_ms=SLID_MARK)  # (after run_single: the newest is WINDOWS)
+        w.write([WINDOWS + 1], mark_ms=AFTER_MARK)  # (after run_single: the newest)
         wall, cpu = timed(evaluator(client, models, None), names)
         walls.append(wall)
         cpus.append(cpu)
@@ -191,7 +213,7 @@ def run_shard(url: str, models: int, partitions: int, rows: int, repeat: int, sh
     w = Writer(client, models, partitions, rows)
     walls = []
     for _ in range(repeat):
-        w.write([WINDOWS], mine, mark_ms=SLID_MARK)  # (after run_single: newest is WINDOWS)
+        w.write([WINDOWS + 1], mine, mark_ms=AFTER_MARK)  # (after run_single: the newest)
         barrier.wait()
         walls.append(timed(ev, names)[0])
         barrier.wait()
@@ -207,8 +229,8 @@ def compact_all(url: str, models: int, partitions: int, rows: int) -> dict[str, 
     for p in range(partitions):  # watermarks move on: a checkpoint with no window change
         snap = store.read(p, min_start_ms=1 << 62)
         store.write(Checkpoint(p, snap.epoch, snap.applied_offset + 1,
-                               T0 + (WINDOWS + 1) * WINDOW_MS + RETENTION_MS, Counters(), {}, {},
-                               watermarks={f"m{m}": T0 + (WINDOWS + 1) * WINDOW_MS
+                               T0 + (WINDOWS + 2) * WINDOW_MS + RETENTION_MS, Counters(), {}, {},
+                               watermarks={f"m{m}": T0 + (WINDOWS + 2) * WINDOW_MS
                                            + RETENTION_MS for m in range(models)},
                                generation=snap.generation))
     comp = Compactor(store, TierStore(client, prefix=PREFIX, topic="bench"),
@@ -224,9 +246,10 @@ def compact_all(url: str, models: int, partitions: int, rows: int) -> dict[str, 
 
 HEADER = (
     "| models × partitions | window blobs | blobs read | Redis MiB | Redis MiB compacted "
-    "| driftline s | CPU s | peak RSS MiB | slide s (blobs read) | naive s | ratio "
+    "| driftline s | CPU s | peak RSS MiB | slide s (blobs read) | after the slide: n, "
+    "slowest s (blobs read) | 2nd slide s (blobs read) | naive s | ratio "
     "| 2 shards s (slower) | capacity × |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def used_mib(client: redis.Redis) -> float:
@@ -297,13 +320,21 @@ def main() -> None:
             slowest = max(s["wall"] for s in shards)
             compacted = compact_all(url, models, partitions, args.rows)
             naive_s = f"{naive['wall']:.2f}" if naive else "—"
+            slowest_after = max(one["follow"], default=(0.0, 0, 0))
+            follow = (f"{len(one['follow'])}, {slowest_after[0]:.2f} ({slowest_after[1]:,})"
+                      + (f", {one['behind']} behind" if one["behind"] else ""))
             ratio = f"{one['wall'] / naive['wall']:.2f}" if naive else "—"
             rows.append(
                 f"| {models} × {partitions} | {models * partitions * WINDOWS:,} | "
                 f"{one['reads']:,.0f} | {memory:,.0f} | {compacted['after']:,.0f} | "
                 f"{one['wall']:.2f} | {one['cpu']:.2f} | {one['rss']:.0f} | "
-                f"{one['slide']:.2f} ({one['slide_reads']:,}) | {naive_s} | "
+                f"{one['slide']:.2f} ({one['slide_reads']:,}) | {follow} | "
+                f"{one['again']:.2f} ({one['again_reads']:,}) | {naive_s} | "
                 f"{ratio} | {slowest:.2f} | {one['wall'] / slowest:.2f} |")
+            notes.append(f"{models} × {partitions}: kept per model {one['older_kib']:,.0f} KiB "
+                         f"older merge, {one['ahead_kib']:,.0f} KiB ahead merge; evaluations "
+                         "after the slide (wall s / blobs read / of those ahead): "
+                         + ", ".join(f"{a:.1f}/{b:,}/{c:,}" for a, b, c in one["follow"]))
             notes.append(f"{models} × {partitions}: shards evaluated "
                          f"{'/'.join(str(s['models']) for s in shards)} models; compaction "
                          f"of {compacted['compacted']:,} windows took "
@@ -314,7 +345,9 @@ def main() -> None:
                     f"{'met' if one['wall'] <= 10 else 'NOT met'} ({one['wall']:.2f} s wall, "
                     f"{one['cpu']:.2f} s CPU); peak RSS at most 1 GiB — "
                     f"{'met' if one['rss'] <= 1024 else 'NOT met'} ({one['rss']:.0f} MiB); "
-                    f"the evaluation after a slide: {one['slide']:.2f} s")
+                    f"the evaluation after a slide: {one['slide']:.2f} s, the slowest while "
+                    f"the next ahead merges are built: {slowest_after[0]:.2f} s, the next "
+                    f"slide: {one['again']:.2f} s")
             print(size, one, naive, shards, compacted, file=sys.stderr)
             client.close()
     finally:
@@ -331,8 +364,12 @@ evaluation the newest window of every model is rewritten on every partition and 
 model is dirty: one evaluation reads, merges and compares every model. Medians of
 {args.repeat} evaluations; naive: one (a full re-merge of every blob, references re-read).
 *slide*: one evaluation right after a new window moved every measurement on (window 0
-dropped out, so the older windows are read again); the naive and shard runs come after
-it (they rewrite that newest window), and compaction closes {WINDOWS + 1} windows.
+dropped out: the older merge is the reader's ahead merge and the old newest window
+merged); *after the slide*: the evaluations that follow (the newest window rewritten
+each time) until every ahead merge is rebuilt, at most {AHEAD_BLOBS:,} blobs per call for
+them; *2nd slide*: window 1 drops out, taking those incrementally built merges. The naive
+and shard runs come after it (they rewrite that newest window), and compaction closes
+{WINDOWS + 2} windows.
 
 {HEADER}
 {chr(10).join(rows)}

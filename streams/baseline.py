@@ -31,7 +31,8 @@ from sketches.baseline import ReferenceChoice
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from sketches.store import DEFAULT_VERSION
-from streams.reader import Item, WindowReader
+from streams.kept import Item
+from streams.reader import WindowReader
 from streams.state import RedisStateStore
 from streams.tiers import DAY_MS, HOUR_MS
 

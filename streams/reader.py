@@ -10,12 +10,12 @@ and not at another model's clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import NamedTuple, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
 
 from sketches.profile import DatasetProfile
 from streams.core import NO_WATERMARK, PartitionSnapshot
+from streams.kept import Item, Kept, Merged, Signature, base_merge, is_legacy, model_watermarks
 from streams.state import RedisStateStore
 from streams.tiers import Record, TierStore, included, parse_contributors
 from streams.windows import Counters, WindowKey
@@ -24,119 +24,40 @@ READ_CHUNK = 256
 """Blobs fetched per round trip (a first evaluation of many models reads them all)."""
 MODEL_CHUNK = 16
 """Models read and merged together: bounds the live sketches of a first evaluation."""
-
-
-class Item(NamedTuple):
-    """One unit of a measurement: a window merged across partitions (``source`` "p") or
-    one model-level record of :mod:`streams.compaction` (``source`` = its tier)."""
-
-    model: str
-    version: str
-    start_ms: int
-    source: str
-
-
-Signature = tuple[object, ...]
-
-
-@dataclass(slots=True)
-class _Kept:
-    """What is kept of one (model, version) between evaluations, serialized (bytes take
-    no more memory than live sketches and are shared with the measurements handed out):
-    the merge of every item but the newest (with the items and signatures it was made
-    from), the newest item's merge (which changes while its window fills) and the
-    *ahead* merge: a suffix of the older items, grown backwards a few items per call
-    until it holds all of them but the oldest — what the older merge becomes, with the
-    newest, when the oldest item drops out. Updated in place: a measurement handed out
-    shows its model's latest read."""
-
-    older: tuple[tuple[Item, Signature], ...]
-    older_bytes: bytes | None
-    newest: tuple[Item, Signature]
-    newest_bytes: bytes
-    ahead: tuple[tuple[Item, Signature], ...] = ()
-    ahead_bytes: bytes | None = None
-
-    def behind(self) -> int:
-        """Older items (but the oldest) the ahead merge does not hold yet."""
-        return max(0, len(self.older) - 1 - len(self.ahead))
-
-    def profile(self) -> DatasetProfile:
-        """The measurement: the older merge and the newest item, merged (a new object)."""
-        out = DatasetProfile.from_bytes(self.newest_bytes if self.older_bytes is None
-                                        else self.older_bytes)
-        if self.older_bytes is not None:
-            out.merge(DatasetProfile.from_bytes(self.newest_bytes))
-        return out
-
-
-class _Versions(Mapping[str, DatasetProfile]):
-    """version -> the measurement's merged profile, built from the kept bytes on each
-    access (a new object each time, free to be changed): a measurement held between
-    evaluations costs no memory beyond what the reader keeps anyway. It shows the
-    reader's latest read of its model: valid until the next :meth:`WindowReader.
-    measurements` that covers the model (which returns its successor)."""
-
-    def __init__(self) -> None:
-        self._kept: dict[str, _Kept] = {}
-
-    def __setitem__(self, version: str, kept: _Kept) -> None:
-        self._kept[version] = kept
-
-    def __getitem__(self, version: str) -> DatasetProfile:
-        return self._kept[version].profile()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._kept)
-
-    def __len__(self) -> int:
-        return len(self._kept)
-
-
-@dataclass
-class Merged:
-    start_ms: int
-    end_ms: int
-    versions: _Versions = field(default_factory=_Versions)
-    incomplete: bool = False
-    """Some merged window was rebuilt after part of its input aged out of the topic."""
+AHEAD_BLOBS = 4096
+"""Blobs one call may read to grow the ahead merges (:meth:`WindowReader.measurements`)."""
 
 
 class WindowReader:
-    def __init__(self, store: RedisStateStore, *, window_cache_bytes: int = 0) -> None:
-        """``window_cache_bytes``: memory for single windows' merges (serialized), so that
-        when a window slides out of a measurement (once per window length) or a late
-        event changes an older window, the other windows are not read again; 0 keeps
-        none (the default: see :meth:`measurements` for the trade-off)."""
+    def __init__(self, store: RedisStateStore, *, window_cache_bytes: int = 0,
+                 ahead_blobs: int = AHEAD_BLOBS) -> None:
+        """``window_cache_bytes``: memory for single windows' merges (serialized), so a late
+        event in an older window does not make the others be read again (0: none).
+        ``ahead_blobs``: blobs a call may read to grow the ahead merges (:meth:`measurements`)."""
         self._store = store
         self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
                                 ttl_ms=store.window_ttl_ms)
-        # (model, version) -> its kept merges (_Kept)
-        self._kept: dict[tuple[str, str], _Kept] = {}
+        # (model, version) -> its kept merges (Kept)
+        self._kept: dict[tuple[str, str], Kept] = {}
         # item -> (what it was merged from: (partition, generation) pairs or the record's
         # meta; its merge, serialized), within the budget
         self._items: dict[Item, tuple[Signature, bytes]] = {}
         self._budget = window_cache_bytes
         self._cached_bytes = 0
+        self._ahead_budget = ahead_blobs
+        self._ahead_left = 0
         self.reads = 0
         """Blobs read by the last :meth:`measurements` (for tests and benchmarks)."""
+        self.ahead_reads = 0
+        """Of those, blobs read to grow ahead merges."""
+        self.behind = 0
+        """Older items the kept ahead merges lack (0: no re-read when the oldest drops)."""
 
     def watermarks(self, models: Iterable[str],
                    snaps: Mapping[int, PartitionSnapshot] | None = None) -> dict[str, int]:
-        """model -> the largest event time any partition has seen of it (models never seen
-        are left out). A partition that never saw a model neither holds it back nor pushes
-        it; state written before per-model watermarks lends its partition watermark to
-        every model. ``snaps``: the partitions' meta, when already read."""
-        marks: dict[str, int] = {}
-        legacy = NO_WATERMARK
-        for snap in (snaps if snaps is not None else self._metas()).values():
-            if snap.watermarks:
-                for model, mark in snap.watermarks.items():
-                    marks[model] = max(marks.get(model, NO_WATERMARK), mark)
-            else:
-                legacy = max(legacy, snap.watermark_ms)
-        ends = {m: max(marks.get(m, NO_WATERMARK), legacy) for m in models}
-        return {m: end for m, end in ends.items() if end != NO_WATERMARK}
+        """:func:`streams.kept.model_watermarks` of the partitions (``snaps``: their meta,
+        when already read)."""
+        return model_watermarks(snaps if snaps is not None else self._metas(), models)
 
     def _metas(self) -> dict[int, PartitionSnapshot]:
         """Every stored partition's meta (offsets, watermarks, counters; no windows)."""
@@ -157,18 +78,27 @@ class WindowReader:
         longer than the windows are kept, hourly and daily roll-ups) starting in it — a
         partition blob already counted in its window's compacted record is skipped.
 
-        Incremental: per model and version two merges are kept between calls, serialized,
-        with what they were made from (partition blob generations, records' meta): the
-        newest item (a window merged across partitions, or a record) and the merge of all
-        the others. While only the newest window changes — traffic — a measurement reads
-        that window's blobs and costs one more merge. When the measurement moves on to a
-        new window and none drops out, the two kept merges are merged. Sketches cannot
-        subtract, so when a window drops out of the measurement (once per window length)
-        or a late event changes an older window, the older windows are read again —
-        unless ``window_cache_bytes`` lets single windows' merges be kept (each ~10 KB per
-        numeric column at k = 800: 12 windows of a 20-column model ~2.4 MB, which is why
-        the default keeps none). Compacted windows are one record each, so that re-read
-        is cheap once windows close (a retention shorter than the measurement)."""
+        Incremental: per model and version three merges are kept between calls,
+        serialized, with what they were made from (partition blob generations, records'
+        meta): the newest item (a window merged across partitions, or a record), the merge
+        of all the others ("older") and an *ahead* merge: older but its oldest item, built
+        backwards a few items per call. While only the newest window changes — traffic — a
+        measurement reads that window's blobs and costs one more merge. When the
+        measurement moves on to a new window and none drops out, the kept merges are
+        merged. Sketches cannot subtract, so when the oldest window drops out (once per
+        window length) the new older merge is the ahead merge and the old newest merged —
+        no re-read — provided the ahead merge was finished: each call reads at most
+        ``ahead_blobs`` blobs to grow the ahead merges (those of the first models first),
+        which must cover models × partitions × (windows − 2) blobs per window length
+        (500 × 16 × 10 = 80,000 blobs: 20 calls at the default 4,096, 100 s of a 5-minute
+        window at the 5 s default interval); what is missing at the slide is read then. A
+        merge holding an item whose blobs changed since (a late event in an older window)
+        is not used: the older items are read again — unless ``window_cache_bytes`` lets
+        single windows' merges be kept (each ~10 KB per numeric column at k = 800: 12
+        windows of a 20-column model ~2.4 MB, which is why the default keeps none) — and
+        that pass, merging newest first, gives the ahead merge too. Compacted windows are
+        one record each, so that re-read is cheap once windows close (a retention shorter
+        than the measurement)."""
         snaps = self._metas()
         ends = self.watermarks(measures, snaps)
         if not ends:
@@ -194,6 +124,7 @@ class WindowReader:
         """The body of :meth:`measurements` and :meth:`ranges`: list, read, merge."""
         if not merged:
             return {}
+        self._ahead_left, self.ahead_reads = self._ahead_budget, 0
         sources: dict[Item, Signature] = {}
         counted: dict[tuple[str, str, int], dict[int, int]] = {}
         for model, mm in merged.items():
@@ -244,13 +175,14 @@ class WindowReader:
                 del self._kept[mv]  # a version no longer in the window
             self._drop_items(set(chunk), sources)
         self.reads = reads
+        self.behind = sum(k.behind() for k in self._kept.values())
         return {model: m for model, m in merged.items() if m.versions}
 
     def _build(self, groups: Mapping[tuple[str, str], list[Item]],
-               sources: Mapping[Item, Signature]) -> dict[tuple[str, str], _Kept]:
+               sources: Mapping[Item, Signature]) -> dict[tuple[str, str], Kept]:
         """The kept merges of each (model, version) of ``groups`` (items sorted by start),
         reading only what no kept merge holds; items whose blobs all expired meanwhile are
-        left out."""
+        left out. Then the ahead merges are grown within the call's budget."""
         fresh: dict[Item, DatasetProfile] = {}
         gone: set[Item] = set()
         reads = 0
@@ -264,70 +196,81 @@ class WindowReader:
             reads += self.reads
             fresh.update(got)
             gone |= wanted - got.keys()
-        out: dict[tuple[str, str], _Kept] = {}
+        out: dict[tuple[str, str], Kept] = {}
         for mv, items in groups.items():
             present = [i for i in items if i not in gone]
             if present:
                 out[mv] = self._keep(mv, present, sources, fresh)
+        del fresh
+        reads += self._advance(out)
         self.reads = reads
         return out
 
     def _needed(self, mv: tuple[str, str], items: list[Item],
                 sources: Mapping[Item, Signature]) -> list[Item]:
         """The items of ``mv`` that must be read: the newest unless it is kept unchanged;
-        the older ones unless their kept merge is still theirs (else those not cached)."""
+        the older ones that no kept merge holds (:meth:`_base`) nor the cache."""
         if not items:
             return []
         kept = self._kept.get(mv)
         newest, older = items[-1], items[:-1]
         out = []
-        if kept is None or kept.newest != (newest, sources[newest]) or _legacy(
+        if kept is None or kept.newest != (newest, sources[newest]) or is_legacy(
                 newest, sources[newest]):
             out.append(newest)
         signature = tuple((i, sources[i]) for i in older)
-        if kept is not None and not any(_legacy(i, sig) for i, sig in signature) and (
-                signature in (kept.older, (*kept.older, kept.newest))):
-            return out  # the older merge is kept, or it is the kept merges merged
-        return out + [i for i in older
-                      if self._older_item(kept, i, sources[i]) is None]
+        base = base_merge(kept, signature)
+        rest = signature[:len(signature) - len(base[0])] if base else signature
+        return out + [i for i, sig in rest if self._older_item(kept, i, sig) is None]
 
-    def _older_item(self, kept: _Kept | None, item: Item, signature: Signature) -> bytes | None:
+    def _older_item(self, kept: Kept | None, item: Item, signature: Signature) -> bytes | None:
         """The kept bytes of one single item: the kept newest (a window that was the newest
         until the measurement moved on) or the budgeted cache."""
-        if kept is not None and kept.newest == (item, signature) and not _legacy(item,
+        if kept is not None and kept.newest == (item, signature) and not is_legacy(item,
                                                                                   signature):
             return kept.newest_bytes
         return self._cached(item, signature)
 
     def _cached(self, item: Item, signature: Signature) -> bytes | None:
         hit = self._items.get(item)
-        if hit is None or hit[0] != signature or _legacy(item, signature):
+        if hit is None or hit[0] != signature or is_legacy(item, signature):
             return None
         return hit[1]
 
     def _keep(self, mv: tuple[str, str], items: list[Item], sources: Mapping[Item, Signature],
-              fresh: Mapping[Item, DatasetProfile]) -> _Kept:
-        """Update and return the kept merges of ``mv``: the older items' merge is rebuilt
-        only when its items changed; the newest is taken fresh or kept."""
+              fresh: Mapping[Item, DatasetProfile]) -> Kept:
+        """Update and return the kept merges of ``mv``. The older items' merge is the
+        longest kept merge that ends them (:func:`_base`) with the items before it read
+        (or cached) and merged in — merged newest first, so that the merge of all of them
+        but the oldest is had on the way: the new ahead merge. When nothing had to be
+        read, the ahead merge is the longest kept one that still fits."""
         kept = self._kept.get(mv)
         newest, older = items[-1], items[:-1]
         signature = tuple((i, sources[i]) for i in older)
         if kept is not None and kept.older == signature and newest not in fresh and \
-                kept.newest[0] == newest:
+                kept.newest[0] == newest and not any(i in fresh for i in older):
             return kept  # nothing changed
-        unread = not any(i in fresh for i in older)
-        if kept is not None and unread and kept.older == signature:
-            older_bytes = kept.older_bytes
-        elif kept is not None and unread and signature == (*kept.older, kept.newest):
-            older_bytes = kept.profile().to_bytes()  # the measurement moved on, none dropped
-        elif older:
-            base = DatasetProfile()
-            for i in older:
-                blob = None if i in fresh else self._older_item(kept, i, sources[i])
-                base.merge(fresh[i] if blob is None else DatasetProfile.from_bytes(blob))
-            older_bytes = base.to_bytes()
-        else:
-            older_bytes = None
+        base = base_merge(kept, signature)
+        base_sig, base_bytes = (base[0], base[1]()) if base else ((), None)
+        rest = signature[:len(signature) - len(base_sig)]
+        ahead: tuple[tuple[Item, Signature], ...] = ()
+        ahead_bytes: bytes | None = None
+        if rest:
+            acc = DatasetProfile() if base_bytes is None else DatasetProfile.from_bytes(
+                base_bytes)
+            for n in range(len(rest) - 1, -1, -1):
+                if n == 0:  # all but the oldest: the next slide's older merge
+                    ahead = signature[1:]
+                    ahead_bytes = base_bytes if len(rest) == 1 else acc.to_bytes()
+                i, sig = rest[n]
+                blob = None if i in fresh else self._older_item(kept, i, sig)
+                acc.merge(fresh[i] if blob is None else DatasetProfile.from_bytes(blob))
+            older_bytes: bytes | None = acc.to_bytes()
+        else:  # the older merge is kept as it is, or the kept merges merged
+            older_bytes = base_bytes
+            fits = base_merge(kept, signature, proper=True)
+            if fits:
+                ahead, ahead_bytes = fits[0], fits[1]()
         if newest in fresh:
             newest_bytes = fresh[newest].to_bytes()
         else:
@@ -341,12 +284,50 @@ class WindowReader:
             if i in fresh:
                 self._admit(i, sources[i], None, fresh[i])
         if kept is None:
-            kept = self._kept[mv] = _Kept(signature, older_bytes, (newest, sources[newest]),
-                                          newest_bytes)
+            kept = self._kept[mv] = Kept(signature, older_bytes, (newest, sources[newest]),
+                                          newest_bytes, ahead, ahead_bytes)
         else:  # in place: the bytes replaced are freed now, not when the evaluator lets go
             kept.older, kept.older_bytes = signature, older_bytes  # of the old measurement
             kept.newest, kept.newest_bytes = (newest, sources[newest]), newest_bytes
+            kept.ahead, kept.ahead_bytes = ahead, ahead_bytes
         return kept
+
+    def _advance(self, kept: Mapping[tuple[str, str], Kept]) -> int:
+        """Grow the ahead merges of ``kept`` backwards by the items before them, as far as
+        the call's budget of blobs goes (models in order: the first ones are finished
+        first); the blobs read. One model at a time: few live sketches."""
+        reads = 0
+        for k in kept.values():
+            steps: list[tuple[Item, Signature]] = []
+            wanted: dict[Item, Signature] = {}
+            at = len(k.older) - len(k.ahead) - 1  # the next item to fold in; 0 is not
+            while at >= 1 and self._ahead_left > 0:
+                item, sig = k.older[at]
+                steps.append((item, sig))
+                if self._cached(item, sig) is None:
+                    wanted[item] = sig
+                    self._ahead_left -= len(sig) if item.source == "p" else 1
+                at -= 1
+            if not steps:
+                continue
+            fresh = self._read(wanted) if wanted else {}
+            reads += self.reads if wanted else 0
+            acc = None if k.ahead_bytes is None else DatasetProfile.from_bytes(k.ahead_bytes)
+            folded = 0
+            for item, sig in steps:  # newest first, each just before the ahead merge
+                blob = self._cached(item, sig)
+                prof = fresh.get(item) if blob is None else DatasetProfile.from_bytes(blob)
+                if prof is None:
+                    break  # expired since listed: the next listing changes the plan
+                if acc is None:
+                    acc = DatasetProfile()
+                acc.merge(prof)
+                folded += 1
+            if folded and acc is not None:
+                k.ahead = k.older[len(k.older) - len(k.ahead) - folded:]
+                k.ahead_bytes = acc.to_bytes()
+        self.ahead_reads += reads
+        return reads
 
     def _admit(self, item: Item, signature: Signature, blob: bytes | None,
                prof: DatasetProfile | None = None) -> None:
@@ -417,8 +398,3 @@ class WindowReader:
                 for k, v in src.items():
                     total[kind][k] += v
         return Counters(dict(total["ok"]), dict(total["late"]), dict(total["invalid"]))
-
-
-def _legacy(item: Item, signature: Signature) -> bool:
-    """A window with a blob written before generations were kept: always re-read."""
-    return item.source == "p" and any(cast(tuple[int, int], pair)[1] < 0 for pair in signature)
