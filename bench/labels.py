@@ -335,21 +335,20 @@ rewrite, all on Redis's single thread, plus the Python decode and keyed BLAKE2b 
 `P<ts ms>;<version>;<class>;<score>` ({steady.entry_len:.0f} bytes with a 4-decimal score,
 {full.entry_len:.0f} at full precision). In a listpack bucket that costs ≈ {lp:.0f} bytes an
 entry, in a hashtable bucket ≈ {ht:.0f} (a dictEntry and two SDS strings per entry). A
-slice's bucket count is fixed when the slice is created, from what waits *then*
-(`base:sb`): the first slice after an empty (new, or quiet) join gets one bucket and every
-prediction of it lands there — {burst.largest:,} entries in one hash in the one-hour case,
+slice's bucket count is fixed when the slice is created (`base:sb`), from one slice's share
+of what waits then and from how many entries the newest slice took: in a steady stream each
+new slice is sized from its predecessor, but the first slice after an empty (new, or quiet)
+join gets one bucket — {burst.largest:,} entries in one hash in the one-hour case,
 {steady.largest:,} in the largest bucket of the 7-day fill, where {steady.in_hashtable:.0%} of
 the entries sit in buckets past Redis's `hash-max-listpack-entries` (128), hence hashtable.
 So the figure depends on how traffic arrived: {steady.bytes_per:.0f} bytes / pending
 (4-decimal scores) and {full.bytes_per:.0f} (full precision) here, against ≈ {lp:.0f} if
 every bucket stayed listpack. Besides memory, one huge bucket makes its slice's expiry a
 single `HGETALL` + `DEL` of that many entries inside one script (Redis blocked meanwhile).
-Fixes: (1) let a slice's buckets grow — split a bucket past ~100 entries (extendible
-hashing on the id hash's bits, `sb` holding the depth), or size a new slice from
-`max_pending / SLICES` rather than from what waits; (2) shorten the entry: the time as
-milliseconds since the slice start in base 36 (13 → ≤ 6 bytes) and the score rounded to the
-1/1000 bin the aggregates use plus whether it is ≥ threshold (≤ 5 bytes) would take the
-listpack entry near 30 bytes.
+Not done: (1) letting a slice's buckets grow (split a bucket past ~100 entries, extendible
+hashing on the id hash's bits); (2) a shorter entry (the time as milliseconds since the
+slice start in base 36, the score as its 1/1000 bin) would take the listpack entry near 30
+bytes.
 """
 
 
