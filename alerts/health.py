@@ -28,6 +28,7 @@ normal (median): a drop that lasts longer than ``trailing_windows / 2`` windows 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ class WindowFigures:
     rows: int
     latency_s: Mapping[float, float] = field(default_factory=dict)
     """quantile (0.5, 0.95, 0.99) -> seconds; empty when the events carry no latency."""
+    versions: Mapping[str, tuple[int, Mapping[float, float]]] = field(default_factory=dict)
+    """When the window holds several versions: version -> (its events, its latency)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ class HealthSource(Protocol):
 def checks(rules: HealthRules, fig: HealthFigures, *, model: str, window_ms: int,
            now: float) -> list[Check]:
     """Every enabled health check of one model (see the module doc)."""
-    out = _volume(rules, fig, model) + _latency(rules, fig, model)
+    out = _volume(rules, fig, model) + _latency(rules, fig, model) + _version_latency(
+        rules, fig, model)
     stale = rules.stale_limit(window_ms)
     if stale is not None:
         age = None if fig.last_seen is None else max(0.0, now - fig.last_seen)
@@ -233,6 +237,23 @@ def _latency(rules: HealthRules, fig: HealthFigures, model: str) -> list[Check]:
             f"{model}: latency p95 rose x{ratio:.2f} against the trailing windows "
             f"(alert at x{limit:g})" if ratio is not None and ratio >= limit else
             f"{model}: latency p95 back to x{ratio or 0:.2f} of the trailing windows"))
+    return out
+
+
+def _version_latency(rules: HealthRules, fig: HealthFigures, model: str) -> list[Check]:
+    """The latency checks of each version when the latest window holds several (ids
+    ``model/-/latency_p99@version=8``): a slow new version hides in the model's quantiles.
+    Volume stays per model — a moving traffic split between versions is no incident."""
+    last = fig.windows[-1] if fig.windows else None
+    if last is None or len(last.versions) < 2:
+        return []
+    out = []
+    for version in sorted(last.versions):
+        series = [WindowFigures(w.start_ms, *w.versions.get(version, (0, {})))
+                  for w in fig.windows]
+        found = _latency(rules, HealthFigures(windows=series), f"{model} version {version}")
+        out += [dataclasses.replace(c, scope=f"@version={version}", version=version)
+                for c in found]
     return out
 
 

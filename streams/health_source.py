@@ -25,6 +25,7 @@ from typing import NamedTuple
 from alerts.health import HealthFigures, Ratio, WindowFigures
 from sketches.numeric import NumericProfile
 from sketches.profile import DatasetProfile
+from sketches.segments import SEP
 from streams.state import RedisStateStore
 from streams.tiers import Record, TierStore, included, parse_contributors
 from streams.windows import WindowKey
@@ -145,10 +146,11 @@ class StoredHealth:
             (r.version, r.start_ms): parse_contributors(meta) for r, meta in records.items()}
         sources: dict[int, list[_Source]] = {}
         for r, meta in records.items():
-            sources.setdefault(r.start_ms, []).append(_Source("w", r.version, meta=meta))
+            if SEP not in r.version:  # segments' windows hold the same events again
+                sources.setdefault(r.start_ms, []).append(_Source("w", r.version, meta=meta))
         for p in self._store.stored_partitions():
             for key, gen in self._store.written(p, min_start_ms=first).items():
-                if key.model != model or key.start_ms > last:
+                if key.model != model or key.start_ms > last or SEP in key.version:
                     continue
                 if included(p, compacted.get((key.version, key.start_ms), {})):
                     continue
@@ -170,32 +172,44 @@ class StoredHealth:
         return out
 
     def _read_window(self, model: str, start: int, parts: list[_Source]) -> WindowFigures:
-        blobs: list[bytes] = []
+        blobs: list[tuple[str, bytes]] = []
         by_partition: dict[int, list[WindowKey]] = {}
         for s in parts:
             if s.kind == "p":
                 by_partition.setdefault(s.partition, []).append(WindowKey(model, s.version, start))
         for p, keys in by_partition.items():
-            blobs += self._store.window_blobs(p, keys).values()
+            blobs += [(k.version, b) for k, b in self._store.window_blobs(p, keys).items()]
         tiered = [Record("w", s.version, start) for s in parts if s.kind == "w"]
-        blobs += self._tiers.blobs(model, tiered).values()
+        blobs += [(r.version, b) for r, b in self._tiers.blobs(model, tiered).items()]
         self.reads += len(blobs)
-        rows = 0
-        latency: NumericProfile | None = None
-        for blob in blobs:
+        rows: dict[str, int] = {}
+        latency: dict[str, NumericProfile] = {}
+        for version, blob in blobs:
             prof = DatasetProfile.from_bytes(blob)
-            rows += prof.rows
+            rows[version] = rows.get(version, 0) + prof.rows
             col = prof.columns.get(LATENCY_COLUMN)
             if isinstance(col, NumericProfile):
-                if latency is None:
-                    latency = col
+                if version in latency:
+                    latency[version].merge(col)
                 else:
-                    latency.merge(col)
-        quantiles: dict[float, float] = {}
-        if latency is not None and latency.count > 0:
-            values = latency.quantiles(list(QUANTILES))
-            quantiles = {q: v / 1000 for q, v in zip(QUANTILES, values, strict=True)}
-        return WindowFigures(start, rows, quantiles)
+                    latency[version] = col
+        per_version = {v: (n, _quantiles(latency.get(v))) for v, n in rows.items()}
+        whole: NumericProfile | None = None
+        for col in latency.values():
+            if whole is None:
+                whole = NumericProfile.from_bytes(col.to_bytes())
+            else:
+                whole.merge(col)
+        return WindowFigures(start, sum(rows.values()), _quantiles(whole),
+                             per_version if len(per_version) > 1 else {})
+
+
+def _quantiles(latency: NumericProfile | None) -> dict[float, float]:
+    """Latency quantiles in seconds (empty when the events carry none)."""
+    if latency is None or latency.count == 0:
+        return {}
+    values = latency.quantiles(list(QUANTILES))
+    return {q: v / 1000 for q, v in zip(QUANTILES, values, strict=True)}
 
 
 def _parse(raw: Mapping[bytes, bytes]) -> _Meta:

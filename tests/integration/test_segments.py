@@ -181,3 +181,30 @@ def test_performance_per_segment_from_the_label_join(redis_url: str, key_prefix:
     italy = out.result.segments["@country=IT"]["accuracy"].value
     assert italy is not None and 0.4 < italy < 0.6
     client.close()
+
+
+def test_health_figures_count_each_event_once_and_keep_versions_apart(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Segment windows hold the model's events again: the health reader leaves them out
+    of volume and latency; two versions get their own latency figures."""
+    from streams.health_source import StoredHealth
+
+    client = redis.Redis.from_url(redis_url)
+    pipe = Pipeline(client, key_prefix, frozenset({"DE"}))
+    for w in range(3):
+        start = T0 + w * WINDOW_MS
+        values = [json.dumps({"model": "m", "version": "7" if i % 4 else "8",
+                              "ts": (start + i * 10) / 1000, "prediction": 0.5,
+                              "latency_ms": 10.0 if i % 4 else 300.0,
+                              "features": {"country": "DE" if i % 2 else "FR"}}).encode()
+                  for i in range(1000)]
+        pipe.send(values, start)
+    fig = StoredHealth(pipe.store).figures("m", window_ms=WINDOW_MS, windows=4, ratio_s=60,
+                                          now=time.time())
+    assert [w.rows for w in fig.windows] == [1000, 1000]  # not 1000 + the segments'
+    last = fig.windows[-1]
+    assert {v: n for v, (n, _) in last.versions.items()} == {"7": 750, "8": 250}
+    assert last.versions["8"][1][0.5] == pytest.approx(0.3, rel=0.05)
+    assert last.versions["7"][1][0.99] == pytest.approx(0.01, rel=0.05)
+    client.close()

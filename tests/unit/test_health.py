@@ -177,3 +177,22 @@ def test_pace_pauses_through_a_stall() -> None:
                  sleep=lambda s: clock.__setitem__(0, clock[0] + s), schedule=t.offset)
     assert stats.sent == 20
     assert sent_at[9] == pytest.approx(0.9) and sent_at[10] == pytest.approx(3.0)
+
+
+def test_latency_is_checked_per_version_when_several_share_the_window() -> None:
+    """A slow canary hides in the model's quantiles (90 % of the events are fast): its
+    own latency check fires, the stable version's does not; volume stays per model."""
+    fast, slow = {0.5: 0.01, 0.95: 0.02, 0.99: 0.03}, {0.5: 0.2, 0.95: 0.4, 0.99: 0.5}
+    wins = [WindowFigures(i * W, 1000, fast, {"7": (900, fast), "8": (100, slow)})
+            for i in range(6)]
+    rules = HealthRules(latency_s={"latency_p99": 0.25}, stale_default=False)
+    got = {c.alert_id("m"): c for c in checks(rules, HealthFigures(wins), model="m",
+                                               window_ms=W, now=NOW)}
+    assert got["m/-/latency_p99"].breached is False  # the whole looks fine
+    assert got["m/-/latency_p99@version=8"].breached is True
+    assert got["m/-/latency_p99@version=7"].breached is False
+    assert got["m/-/latency_p99@version=8"].version == "8"
+    assert not [k for k in got if k.startswith("m/-/volume") and "@" in k]
+    single = [WindowFigures(i * W, 1000, fast) for i in range(6)]
+    assert not [c for c in checks(rules, HealthFigures(single), model="m", window_ms=W,
+                                  now=NOW) if c.scope]
