@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.cli import main
@@ -19,7 +19,9 @@ from sketches.errors import ConfigError
 from sketches.profile import DatasetProfile
 from sketches.reference import Reference
 from streams.core import PartitionSnapshot, Processor, Record
-from streams.windows import ModelCatalog, ModelSpec, WindowKey
+from streams.windows import LabelSpec, ModelCatalog, ModelSpec, WindowKey
+
+T0 = 1_795_420_800_000
 
 
 @given(st.text(max_size=40))
@@ -104,3 +106,59 @@ def test_models_file_segments_and_rosters_from_the_reference() -> None:
     assert filled.models["b"].segments == {"channel": frozenset({"web", "app"})}
     with pytest.raises(ConfigError):
         parse_catalog({"models": {"a": {"segments": ["bad=name"]}}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["DE", "FR", "IT", "", "x|y", None, 3, True]),
+                          st.sampled_from(["7", "8"]),
+                          st.one_of(st.none(), st.text(min_size=1, max_size=8)),
+                          st.integers(0, 3 * 60_000 - 1),
+                          st.floats(-1e6, 1e6)),
+                max_size=60),
+       st.integers(1, 60))
+def test_whole_path_with_segments_and_the_join(events: list[tuple[object, str, str | None,
+                                                                  int, float]],
+                                               cut: int) -> None:
+    """Generated events of a segmented, labelled model through process -> checkpoint ->
+    bytes -> load (a crash at ``cut``, the rest replayed) -> merge: each segment column's
+    windows hold exactly the rows of their version's window, every accepted event with an
+    id is handed to the join once, naming its version first, then one segment per column."""
+    spec = ModelSpec("m", 60_000, 3 * 60_000, labels=LabelSpec(window_ms=60_000),
+                     segments={"country": frozenset({"DE", "FR"})})
+    catalog = ModelCatalog({"m": spec}, accept_unknown=False)
+    recs = [Record(0, i, T0 + ts, json.dumps(
+        {"model": "m", "version": v, "ts": (T0 + ts) / 1000, "prediction": 0.4,
+         **({"id": ident} if ident is not None else {}),
+         "features": {"country": c, "x": x}}).encode())
+        for i, (c, v, ident, ts, x) in enumerate(events)]
+    stored: dict[WindowKey, bytes] = {}
+    joins = []
+    snap = PartitionSnapshot(0, 1)
+    for part in (recs[:cut], recs):  # a crash after the first part, then a replay of all
+        proc = Processor(catalog)
+        proc.assign(snap)
+        proc.process(part)
+        cp = proc.checkpoint(0)
+        if cp is None:
+            continue
+        stored.update(cp.windows)
+        joins += cp.joins
+        snap = PartitionSnapshot(0, 1, cp.applied_offset, cp.watermark_ms, cp.counters,
+                                 stored, cp.watermarks, cp.generation + 1)
+    rows: dict[tuple[str, int], int] = {}
+    seg_rows: dict[tuple[str, int], int] = {}
+    for key, blob in stored.items():
+        n = DatasetProfile.from_bytes(blob).rows
+        parsed = segments.parse(key.version)
+        target = seg_rows if parsed else rows
+        base = parsed[0] if parsed else key.version
+        target[(base, key.start_ms)] = target.get((base, key.start_ms), 0) + n
+    assert seg_rows == {k: v for k, v in rows.items() if v}
+    assert sum(rows.values()) == snap.counters.ok.get("m", 0)
+    with_id = [r for r, e in zip(recs, events, strict=True) if e[2] is not None]
+    assert [j.offset for j in joins] == [r.offset for r in with_id][:len(joins)]
+    assert len(joins) == len({j.offset for j in joins})  # none handed over twice
+    for j in joins:
+        version, *segs = j.version.split(",")
+        assert version in ("7", "8") and len(segs) == 1
+        assert segments.parse(segs[0])[:2] == (version, "country")  # type: ignore[index]
