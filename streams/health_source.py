@@ -64,6 +64,7 @@ class StoredHealth:
         self._samples: deque[tuple[float, dict[str, int]]] = deque()
         # model -> window start -> (what it was read from, its figures)
         self._windows: dict[str, dict[int, tuple[tuple[_Source, ...], WindowFigures]]] = {}
+        self._written_cache: tuple[float | None, int, dict[int, dict[WindowKey, int]]] | None = None
         self.reads = 0
         """Blobs read so far (for tests and benchmarks)."""
 
@@ -148,9 +149,10 @@ class StoredHealth:
         for r, meta in records.items():
             if SEP not in r.version:  # segments' windows hold the same events again
                 sources.setdefault(r.start_ms, []).append(_Source("w", r.version, meta=meta))
-        for p in self._store.stored_partitions():
-            for key, gen in self._store.written(p, min_start_ms=first).items():
-                if key.model != model or key.start_ms > last or SEP in key.version:
+        for p, written in self._written(first).items():
+            for key, gen in written.items():
+                if (key.model != model or key.start_ms < first or key.start_ms > last
+                        or SEP in key.version):
                     continue
                 if included(p, compacted.get((key.version, key.start_ms), {})):
                     continue
@@ -170,6 +172,18 @@ class StoredHealth:
             kept[start] = (signature, fig)
             out[start] = fig
         return out
+
+    def _written(self, first: int) -> dict[int, dict[WindowKey, int]]:
+        """Every partition's written windows from ``first`` on, read once per evaluation
+        (the metas' ``now``) for all models, not once per model and partition."""
+        now = self._metas[0] if self._metas is not None else None
+        cached = self._written_cache
+        if cached is not None and cached[0] == now and cached[1] <= first:
+            return cached[2]
+        got = {p: self._store.written(p, min_start_ms=first)
+               for p in self._store.stored_partitions()}
+        self._written_cache = (now, first, got)
+        return got
 
     def _read_window(self, model: str, start: int, parts: list[_Source]) -> WindowFigures:
         blobs: list[tuple[str, bytes]] = []
