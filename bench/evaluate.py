@@ -39,11 +39,8 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -56,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.evaluator import Evaluator, ModelRules
 from alerts.keys import AlertKeys
 from alerts.shards import Owner, shard_of
+from bench._redis import start_redis
 from bench._results import write_section
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
@@ -265,25 +263,6 @@ def child(target: Any, *args: Any) -> dict[str, Any]:
     result: dict[str, Any] = out.get()
     proc.join()
     return result
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.1)
-    return proc, url, workdir
 
 
 def main() -> None:

@@ -26,11 +26,8 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,6 +42,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._redis import start_redis
 from bench._results import write_section
 from streams.dlq import DlqSender
 from streams.join import JoinStore
@@ -66,21 +64,9 @@ SPEC = LabelSpec(window_ms=5 * 60_000, retention_ms=3_600_000)  # defaults: 7 d 
 
 @contextmanager
 def own_redis() -> Iterator[redis.Redis]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="bench-labels-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    proc, url, workdir = start_redis("bench-labels-")
+    client = redis.Redis.from_url(url)
     try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
         yield client
     finally:
         client.close()
