@@ -13,7 +13,8 @@ and a lost one only delays an evaluation until the evaluator's next full sweep.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -34,7 +35,11 @@ def notices_topic(topic: str) -> str:
     return f"{topic}.notices"
 
 
-def ensure_topic(admin: AdminClient, topic: str, partitions: int) -> int:
+_METADATA_ATTEMPTS = 40
+
+
+def ensure_topic(admin: AdminClient, topic: str, partitions: int,
+                 sleep: Callable[[float], None] = time.sleep) -> int:
     """Create ``topic`` with ``partitions`` partitions unless it exists; its partition count."""
     futures = admin.create_topics([NewTopic(topic, partitions, -1)], request_timeout=15)
     try:
@@ -43,7 +48,14 @@ def ensure_topic(admin: AdminClient, topic: str, partitions: int) -> int:
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
-    meta = admin.list_topics(topic, timeout=15).topics[topic]
+    for attempt in range(_METADATA_ATTEMPTS):
+        meta = admin.list_topics(topic, timeout=15).topics[topic]
+        # a topic just created may not be in the broker's metadata yet (KRaft propagates
+        # it from the controller a moment later): wait for it rather than fail
+        if meta.error is None or meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART or (
+                attempt == _METADATA_ATTEMPTS - 1):
+            break
+        sleep(0.25)
     if meta.error is not None:
         raise KafkaException(meta.error)
     return len(meta.partitions)
