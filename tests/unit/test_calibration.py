@@ -64,8 +64,12 @@ def numeric_errors(rx: np.ndarray, cx: np.ndarray) -> dict[str, tuple[float, flo
 
 # Tightness ceilings (normalised units, sketch/sketch sizes): measured medians are in
 # bench/RESULTS.md ("Calibration"); these fail if a bound goes back to its old looseness
-# (Wasserstein was 0.5-0.8 sd on the heavy tails, JS 0.035).
+# (Wasserstein was 0.5-0.8 sd on the heavy tails, JS 0.035). KLL compaction is random
+# and not seedable, so a bound varies from one build of the same data to the next (on
+# heavy tails 1 build in ~30 is 2x its median, when a compaction drops an extreme item):
+# the ceilings apply to the median of BUILDS builds; coverage is checked on every build.
 TIGHT = {"ks": 0.0070, "psi": 0.03, "js": 0.04, "wasserstein": 0.25}
+BUILDS = 7
 
 
 @pytest.mark.parametrize("sizes", NUMERIC_SIZES)
@@ -74,10 +78,15 @@ def test_numeric_bounds_cover_exact_values(dist: str, sizes: tuple[int, int]) ->
     for seed in range(2):
         rng = np.random.default_rng([seed, sizes[1], len(dist), ord(dist[0])])
         rx, cx = NUMERIC[dist](rng, sizes[0]), NUMERIC[dist](rng, sizes[1])
-        for metric, (err, bound) in numeric_errors(rx, cx).items():
-            assert err <= bound + 1e-9, (metric, err, bound)
-            if sizes == NUMERIC_SIZES[0]:
-                assert bound <= TIGHT[metric], (metric, bound)
+        builds = BUILDS if sizes == NUMERIC_SIZES[0] else 1
+        bounds: dict[str, list[float]] = {}
+        for _ in range(builds):
+            for metric, (err, bound) in numeric_errors(rx, cx).items():
+                assert err <= bound + 1e-9, (metric, err, bound)
+                bounds.setdefault(metric, []).append(bound)
+        if sizes == NUMERIC_SIZES[0]:
+            for metric, bs in bounds.items():
+                assert np.median(bs) <= TIGHT[metric], (metric, bs)
 
 
 @pytest.mark.parametrize("dist", list(NUMERIC))
@@ -85,15 +94,18 @@ def test_one_sided_wasserstein_bound_covers_sketch_against_its_data(dist: str) -
     """int |F - F_hat| (scipy, raw data against the sketch's weighted items) <= bound."""
     for n, seed in ((3_000, 1), (50_000, 2), (300_000, 3)):
         x = NUMERIC[dist](np.random.default_rng([seed, ord(dist[0]), len(dist)]), n)
-        prof = numeric_profile(x)
-        d = prof.distribution()
-        weights = np.diff(np.concatenate(([0.0], d.cum)))
-        exact = sps.wasserstein_distance(x, d.items, None, weights)
-        assert prof.min is not None and prof.max is not None
-        assert prof.mean is not None and prof.variance is not None
-        bound = sketch_w1_bound(d, prof.min, prof.max, prof.mean, prof.variance)
-        assert exact <= bound, (n, exact, bound)
-        assert bound <= 0.15 * x.std(), (n, bound / x.std())  # tails: was 0.25-2.5 sd
+        ratios = []
+        for _ in range(BUILDS):
+            prof = numeric_profile(x)
+            d = prof.distribution()
+            weights = np.diff(np.concatenate(([0.0], d.cum)))
+            exact = sps.wasserstein_distance(x, d.items, None, weights)
+            assert prof.min is not None and prof.max is not None
+            assert prof.mean is not None and prof.variance is not None
+            bound = sketch_w1_bound(d, prof.min, prof.max, prof.mean, prof.variance)
+            assert exact <= bound, (n, exact, bound)
+            ratios.append(bound / x.std())
+        assert np.median(ratios) <= 0.12, (n, ratios)  # tails: was 0.25-2.5 sd
 
 
 def test_wasserstein_estimate_tracks_the_exact_value_near_the_threshold() -> None:
