@@ -8,7 +8,7 @@ Pure functions of a drift report, a model's rules and the measurement; the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -73,21 +73,23 @@ class Check:
         return self.column if self.column is not None else "-"
 
 
-def report_checks(report: DriftReport) -> list[Check]:
+def report_checks(report: DriftReport, **scope: Any) -> list[Check]:
+    """One check per (column, metric) of ``report``; ``scope``: Check fields of them all."""
     return [
         Check(col.name, metric, col.metrics.get(metric), threshold,
-              None if col.verdict == "insufficient_data" else metric in col.fired)
+              None if col.verdict == "insufficient_data" else metric in col.fired, **scope)
         for col in report.columns.values()
         for metric, threshold in col.thresholds.items()
     ]
 
 
-def range_checks(cfg: ModelRules, current: DatasetProfile) -> list[Check]:
+def range_checks(cfg: ModelRules, current: DatasetProfile, **scope: Any) -> list[Check]:
     checks = []
     for column, (lo, hi) in cfg.ranges.items():
         value = out_of_range(current.columns.get(column), lo, hi)
         breached = None if value is None else range_breaches(value, cfg.max_out_of_range)
-        checks.append(Check(column, "out_of_range", value, cfg.max_out_of_range, breached))
+        checks.append(Check(column, "out_of_range", value, cfg.max_out_of_range, breached,
+                            **scope))
     return checks
 
 

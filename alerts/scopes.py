@@ -120,17 +120,17 @@ def compare(cfg: ModelRules, m: Measurement, scope: Scope,
         reference = reference_of(scope.version)
     current = merge_typed([current], reference)
     report = None if reference is None else compare_profiles(reference, current, rules)
-    checks: list[Check] = []
-    if report is not None:
-        checks = report_checks(report)
-        if scope.compare_to is None and scope.segment is None:
-            checks += range_checks(cfg, current)
-    if m.incomplete:  # never compared as if whole: every alert holds its state
-        checks = [dataclasses.replace(c, breached=None) for c in checks]
     seg = (None if scope.segment is None
            else (scope.segment[0], segments.value_of(scope.segment[1])))
-    checks = [dataclasses.replace(c, scope=scope.suffix, version=scope.version,
-                                  compare_to=scope.compare_to, segment=seg) for c in checks]
+    fields = {"scope": scope.suffix, "version": scope.version, "compare_to": scope.compare_to,
+              "segment": seg}
+    checks: list[Check] = []
+    if report is not None:
+        checks = report_checks(report, **fields)
+        if scope.compare_to is None and scope.segment is None:
+            checks += range_checks(cfg, current, **fields)
+    if m.incomplete:  # never compared as if whole: every alert holds its state
+        checks = [dataclasses.replace(c, breached=None) for c in checks]
     return Compared(scope, reference, report, checks, current.rows, latency(current), current)
 
 

@@ -136,7 +136,8 @@ def evaluator(client: redis.Redis, models: int, owned: Iterable[int] | None,
     return Evaluator(client, prefix=PREFIX,
                      models=[ModelRules(f"m{m}", measure_ms=MEASURE_MS) for m in range(models)],
                      windows=reader or WindowReader(store),
-                     references=refs or ReferenceStore(client, PREFIX), publishers=[],
+                     references=refs or ReferenceStore(client, PREFIX, chunks=lambda _m: False),
+                     publishers=[],
                      owner=Owner.static(client, PREFIX, SHARDS, owned))
 
 

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import redis
@@ -94,6 +94,13 @@ class MonitorSettings:
             raise ConfigError(f"--evaluator-shards must be >= 1, got {self.shards}")
 
 
+def learns_thresholds(models: Mapping[str, ModelRules], fallback: ModelRules
+                      ) -> Callable[[str], bool]:
+    """Whether a model's rules learn thresholds from its reference's chunks: the evaluator
+    reads (and keeps) the chunk profiles of those models' references only."""
+    return lambda model: (models.get(model) or fallback).rules.learned
+
+
 def evaluated_models(configured: Iterable[str], refs: ReferenceStore) -> list[str]:
     """The models the evaluator evaluates: those in the models file and every model with a
     reference (read from the reference index, not by scanning keys)."""
@@ -119,7 +126,8 @@ class Monitor:
         self._clock = clock
         self._client = connect_redis(settings.redis or settings.redis_url, socket_timeout=10,
                                      socket_connect_timeout=5)
-        self._refs = ReferenceStore(self._client, settings.key_prefix)
+        self._refs = ReferenceStore(self._client, settings.key_prefix,
+                                    chunks=learns_thresholds(models, fallback))
         store = RedisStateStore(self._client, prefix=settings.key_prefix, topic=settings.topic,
                                 horizon_ms=max([m.measure_ms for m in models.values()]
                                                + [fallback.measure_ms]))

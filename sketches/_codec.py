@@ -8,9 +8,12 @@ never reach the datasketches deserialisers (which do not all check their input).
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
-from typing import TypeVar
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -22,6 +25,22 @@ HEADER_SIZE = _HEADER.size
 T = TypeVar("T")
 
 _ENCODER = msgspec.msgpack.Encoder()
+_DECODERS: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
+_CHECKED: ContextVar[bool] = ContextVar("sketches_codec_checked", default=False)
+"""True while the bytes being decoded lie inside a body whose checksum was just checked
+(:func:`checked_body`): their own checksums guard nothing more and are not recomputed."""
+
+
+@contextlib.contextmanager
+def checked_body() -> Iterator[None]:
+    """Decode nested framed bytes (e.g. a profile's columns) without checking their own
+    CRCs again: the enclosing body's CRC, checked just before, covers every byte of them.
+    Header, length and msgpack checks still apply."""
+    token = _CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
 
 
 def pack(magic: bytes, version: int, body: object) -> bytes:
@@ -50,12 +69,16 @@ def unpack(data: bytes, magic: bytes, version: int, body_type: type[T]) -> T:
         raise StateFormatError(
             f"{what} state has format version {found_version}; this driftline reads {version}"
         )
-    payload = bytes(data[HEADER_SIZE:])
+    payload = memoryview(data)[HEADER_SIZE:]  # (no copy)
     if len(payload) != length:
         raise StateFormatError(f"{what} state truncated: {len(payload)} of {length} body bytes")
-    if zlib.crc32(payload) != crc:
+    if not _CHECKED.get() and zlib.crc32(payload) != crc:
         raise StateFormatError(f"{what} state corrupt: checksum mismatch")
+    decoder = _DECODERS.get(body_type)
+    if decoder is None:
+        decoder = _DECODERS[body_type] = msgspec.msgpack.Decoder(body_type)
     try:
-        return msgspec.msgpack.decode(payload, type=body_type)
+        out: T = decoder.decode(payload)
+        return out
     except Exception as exc:  # any library error on bad bytes is a format error
         raise StateFormatError(f"{what} state unreadable: {exc}") from exc

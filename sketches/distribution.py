@@ -17,7 +17,7 @@ FloatArray = npt.NDArray[np.float64]
 class Distribution:
     """Weighted empirical distribution with a documented rank error ``epsilon``."""
 
-    __slots__ = ("cdf_epsilon", "cum", "epsilon", "items", "n", "w1_bound")
+    __slots__ = ("binned", "cdf_epsilon", "cum", "epsilon", "items", "n", "w1_bound")
 
     def __init__(
         self,
@@ -39,6 +39,9 @@ class Distribution:
         self.w1_bound: float | None = None
         """Cache of the bound on the Wasserstein distance between this sketch and its data
         (``numeric_bounds.sketch_w1_bound``)."""
+        self.binned: tuple[object, tuple[float, float, float, float]] | None = None
+        """Cache of (reference bins' owner, (PSI, bound, JS, bound)) of this sketch against
+        one reference column (``metrics.prepare_numeric``)."""
 
     @property
     def empty(self) -> bool:

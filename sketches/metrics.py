@@ -20,6 +20,7 @@ import numpy.typing as npt
 from sketches import categorical_metrics as cm
 from sketches import kll_items, stats
 from sketches import numeric_bounds as nb
+from sketches.binned import binned_metrics, share_errors
 from sketches.boolean import BooleanProfile
 from sketches.categorical import CategoricalProfile
 from sketches.column import ColumnProfile
@@ -98,12 +99,9 @@ def numeric_metrics(
     out.metrics["ks"] = MetricValue(ks, eps)
     out.tests["distribution"] = stats.ks_pvalue(ks - eps, ref.count, cur.count)
 
-    p, er = side.shares, side.share_errors
-    q = bin_shares(cd, side.edges)
-    ec = nb.share_errors(cd, q.size)
-    psi_err, js_err = nb.binned_bounds(p, q, er, ec)
-    out.metrics["psi"] = MetricValue(stats.psi(p, q), psi_err)
-    out.metrics["js"] = MetricValue(stats.js_distance(p, q), js_err)
+    psi, psi_err, js, js_err = _binned_of(side, cd)
+    out.metrics["psi"] = MetricValue(psi, psi_err)
+    out.metrics["js"] = MetricValue(js, js_err)
 
     scale = _scale(ref, cur)
     sides = side.w1_bound + _side_w1(cur, cd)
@@ -169,7 +167,7 @@ def _reference_sides(refs: list[NumericProfile]) -> list[ReferenceSide]:
         edges = psi_edges(d)
         shares = bin_shares(d, edges)
         side = ReferenceSide(d.epsilon, d.cdf_epsilon, edges, shares,
-                             nb.share_errors(d, shares.size), bound, _layout(r))
+                             share_errors(d, shares.size), bound, _layout(r))
         r.keep(_SIDE, side)
         out.append(side)
     return out
@@ -203,6 +201,7 @@ def prepare_numeric(pairs: Iterable[tuple[ColumnProfile, ColumnProfile]]) -> Non
     their numpy calls (``sketch_w1_bounds``); the values are the same."""
     refs: dict[int, NumericProfile] = {}
     todo: dict[int, tuple[NumericProfile, Distribution]] = {}
+    both: list[tuple[NumericProfile, Distribution]] = []
     for ref, cur in pairs:
         if not (isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile)):
             continue
@@ -211,6 +210,7 @@ def prepare_numeric(pairs: Iterable[tuple[ColumnProfile, ColumnProfile]]) -> Non
         if not isinstance(ref.derived(_SIDE), ReferenceSide):
             refs[id(ref)] = ref
         dist = cur.distribution()
+        both.append((ref, dist))
         if dist.w1_bound is None:
             todo[id(dist)] = (cur, dist)
     if refs:
@@ -218,6 +218,32 @@ def prepare_numeric(pairs: Iterable[tuple[ColumnProfile, ColumnProfile]]) -> Non
     bounds = nb.sketch_w1_bounds([_w1_side(prof, dist) for prof, dist in todo.values()])
     for (_, dist), bound in zip(todo.values(), bounds, strict=True):
         dist.w1_bound = bound
+    _prepare_binned([(reference_side(ref), dist) for ref, dist in both])
+
+
+def _prepare_binned(pairs: list[tuple[ReferenceSide, Distribution]]) -> None:
+    """PSI and JS with their bounds of many columns, one numpy call per step for all the
+    columns with the same number of bins; kept on each current distribution."""
+    by_bins: dict[int, list[tuple[ReferenceSide, Distribution]]] = {}
+    for side, dist in pairs:
+        if dist.binned is None or dist.binned[0] is not side:
+            by_bins.setdefault(side.shares.size, []).append((side, dist))
+    for group in by_bins.values():
+        q = np.stack([bin_shares(d, s.edges) for s, d in group])
+        ec = np.stack([share_errors(d, q.shape[1]) for _, d in group])
+        p = np.stack([s.shares for s, _ in group])
+        er = np.stack([s.share_errors for s, _ in group])
+        found = np.stack(binned_metrics(p, q, er, ec), axis=1).tolist()
+        for (side, dist), row in zip(group, found, strict=True):
+            dist.binned = (side, (row[0], row[1], row[2], row[3]))
+
+
+def _binned_of(side: ReferenceSide, cd: Distribution) -> tuple[float, float, float, float]:
+    """(PSI, bound, JS, bound) of ``cd`` against the reference column's bins."""
+    if cd.binned is None or cd.binned[0] is not side:
+        _prepare_binned([(side, cd)])
+    assert cd.binned is not None
+    return cd.binned[1]
 
 
 def _side_w1(prof: NumericProfile, dist: Distribution) -> float:

@@ -218,7 +218,8 @@ class NumericProfile(ColumnProfile):
         s = _codec.unpack(data, cls.MAGIC, cls.VERSION, _NumericState)
         if not 8 <= s.k <= 65535:
             raise StateFormatError(f"numeric profile has invalid KLL k {s.k}")
-        out = cls(s.k)
+        out = cls.__new__(cls)  # (no empty sketch to throw away)
+        out._k, out._dist, out._derived = s.k, None, {}
         try:
             out._kll = ds.kll_doubles_sketch.deserialize(s.kll)
         except Exception as exc:  # any library error on bad bytes is a format error

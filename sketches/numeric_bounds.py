@@ -6,21 +6,21 @@ of a sketch: ``e1`` (single-sided: the CDF at any point, ``Distribution.cdf_epsi
 0.35 % at k = 800) and ``e2`` (double-sided: the share of any interval,
 ``Distribution.epsilon``, 0.45 %); both 0 while a sketch is still exact.
 
-- **Per-bin (PSI, JS).** A bin's share is the CDF difference at its two edges, so its
-  error is at most ``min(e2, 2 e1) = e2``; the two end bins ``(-inf, e_1]`` and
-  ``(e_k, inf)`` are one CDF value each (or its complement), so at most ``e1``
-  (``share_errors``). PSI's per-bin term ``(q - p) ln(q / p)`` and JS's ``f(p, q)`` are
-  jointly convex and vanish on ``p = q``, so over a bin's box of possible shares the
-  largest value is at a corner and the smallest is 0 when the intervals overlap, else at
-  the corner nearest the diagonal (``stats.box_range``). Summing per-bin ranges bounds
-  the total; PSI's 1e-4 floor is applied inside. That the shares add up to 1 is ignored:
-  a weak-duality bound using it (``stats.box_sum_max``, as for categoricals) was measured
-  2 % tighter at ~3 ms per column, not worth it on the evaluation path. The bound is the
-  exact worst case of the documented error, but (a) ``e2`` is a 99th-percentile
-  *worst-case* error, ~10x the typical one (the KS bound is 7-15x its measured error),
-  and (b) near ``p = q`` PSI and the JS divergence are *quadratic* in the share errors,
-  so the bound / error ratio is ~100: a tighter bound needs a tighter error model than
-  datasketches documents.
+- **Per-bin (PSI, JS)** (computed in :mod:`sketches.binned`). A bin's share is the CDF
+  difference at its two edges, so its error is at most ``min(e2, 2 e1) = e2``; the two
+  end bins ``(-inf, e_1]`` and ``(e_k, inf)`` are one CDF value each (or its
+  complement), so at most ``e1`` (``share_errors``). PSI's per-bin term ``(q - p) ln(q /
+  p)`` and JS's ``f(p, q)`` are jointly convex and vanish on ``p = q``, so over a bin's
+  box of possible shares the largest value is at a corner and the smallest is 0 when the
+  intervals overlap, else at the corner nearest the diagonal (``stats.box_range``).
+  Summing per-bin ranges bounds the total; PSI's 1e-4 floor is applied inside. That the
+  shares add up to 1 is ignored: a weak-duality bound using it (``stats.box_sum_max``,
+  as for categoricals) was measured 2 % tighter at ~3 ms per column, not worth it on the
+  evaluation path. The bound is the exact worst case of the documented error, but (a)
+  ``e2`` is a 99th-percentile *worst-case* error, ~10x the typical one (the KS bound is
+  7-15x its measured error), and (b) near ``p = q`` PSI and the JS divergence are
+  *quadratic* in the share errors, so the bound / error ratio is ~100: a tighter bound
+  needs a tighter error model than datasketches documents.
 - **Wasserstein estimate** (``wasserstein``): the exact mean shift fixes ``P - N`` of
   ``W = P + N``; for a one-sided difference only ``min(P, N)`` comes from the sketches.
   Its error is at most ``E + r |delta|`` with ``E`` a bound on the plain estimate's error
@@ -41,88 +41,11 @@ of a sketch: ``e1`` (single-sided: the CDF at any point, ``Distribution.cdf_epsi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from sketches.distribution import Distribution, FloatArray, joint_cdf
-from sketches.stats import PSI_FLOOR, js_terms
-
-Term = Callable[[FloatArray, FloatArray], FloatArray]
-
-
-def psi_terms(p: FloatArray, q: FloatArray) -> FloatArray:
-    a, b = np.maximum(p, PSI_FLOOR), np.maximum(q, PSI_FLOOR)
-    out: FloatArray = (b - a) * np.log(b / a)
-    return out
-
-
-def share_errors(d: Distribution, bins: int) -> FloatArray:
-    """Largest error of each bin share: ``e2`` inside, ``e1`` for the two end bins."""
-    out = np.full(bins, d.epsilon)
-    if bins >= 1:
-        out[0] = out[-1] = d.cdf_epsilon
-    return out
-
-
-def binned_bound(
-    fn: Term, p: FloatArray, q: FloatArray, er: FloatArray, ec: FloatArray
-) -> tuple[float, float]:
-    """(low, high) of ``sum fn`` when each share of p / q is within er / ec."""
-    _, lo, hi = _binned(fn, p, q, _boxes(p, q, er, ec))
-    return lo, hi
-
-
-Boxes = tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None
-
-
-def _boxes(p: FloatArray, q: FloatArray, er: FloatArray, ec: FloatArray) -> Boxes:
-    """Each bin's possible shares ``[pl, ph] x [ql, qh]``; None when both sides are exact."""
-    if not (np.any(er) or np.any(ec)):
-        return None
-    def clip(x: FloatArray) -> FloatArray:  # np.clip(x, 0, 1), without its overhead
-        out: FloatArray = np.minimum(np.maximum(x, 0.0), 1.0)
-        return out
-
-    return clip(p - er), clip(p + er), clip(q - ec), clip(q + ec)
-
-
-def _binned(fn: Term, p: FloatArray, q: FloatArray, boxes: Boxes) -> tuple[float, float, float]:
-    """(``sum fn(p, q)``, low, high) over ``boxes``: one call of ``fn`` on the estimate and
-    the four corners (elementwise: the same values as ``stats.box_range``'s)."""
-    if boxes is None:
-        s = float(fn(p, q).sum())
-        return s, s, s
-    pl, ph, ql, qh = boxes
-    n = p.size
-    v = fn(np.concatenate((p, pl, pl, ph, ph)), np.concatenate((q, ql, qh, ql, qh)))
-    corners = v[n:].reshape(4, n)
-    hi = corners.max(axis=0)
-    lo = np.where(ph < ql, corners[2], np.where(qh < pl, corners[1], 0.0))
-    return float(v[:n].sum()), float(lo.sum()), float(hi.sum())
-
-
-def psi_bound(p: FloatArray, q: FloatArray, er: FloatArray, ec: FloatArray) -> float:
-    return binned_bounds(p, q, er, ec)[0]
-
-
-def js_bound(p: FloatArray, q: FloatArray, er: FloatArray, ec: FloatArray) -> float:
-    return binned_bounds(p, q, er, ec)[1]
-
-
-def binned_bounds(
-    p: FloatArray, q: FloatArray, er: FloatArray, ec: FloatArray
-) -> tuple[float, float]:
-    """(PSI bound, JS distance bound) of bin shares p (reference) and q (current) whose
-    errors are at most er / ec (the boxes are built once for both)."""
-    boxes = _boxes(p, q, er, ec)
-    value, lo, hi = _binned(psi_terms, p, q, boxes)
-    psi = max(0.0, value - lo, hi - value)
-    d, lo, hi = _binned(js_terms, p, q, boxes)
-    v = np.sqrt(max(d, 0.0))
-    js = float(max(0.0, v - np.sqrt(max(lo, 0.0)), np.sqrt(min(max(hi, 0.0), 1.0)) - v))
-    return psi, js
 
 
 def _cdf_interval(

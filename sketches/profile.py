@@ -168,7 +168,8 @@ class DatasetProfile:
         out = cls(kll_k=s.kll_k)
         out._types = types
         out._rows = s.rows
-        out._columns = {name: column_from_bytes(b) for name, b in s.columns.items()}
+        with _codec.checked_body():  # the profile's CRC covered the columns' bytes
+            out._columns = {name: column_from_bytes(b) for name, b in s.columns.items()}
         for name, prof in out._columns.items():
             if prof.total != s.rows:
                 raise StateFormatError(

@@ -66,6 +66,8 @@ class Reference:
         """Segment column -> segment token -> the profile of its rows (sketches.segments)."""
         self._segment_refs: dict[tuple[str, str], Reference] = {}
         self._learned: dict[float, dict[str, dict[str, float]]] = {}
+        self.chunks_left_out = 0
+        """Chunks stored but not decoded (``from_bytes(chunks=False)``)."""
 
     @property
     def rows(self) -> int:
@@ -82,6 +84,9 @@ class Reference:
         """
         if k_sd in self._learned:
             return self._learned[k_sd]
+        if self.chunks_left_out:
+            raise RuntimeError("this reference was read without its chunks; read it with "
+                               "chunks=True to learn thresholds")
         chunks = [c for c in self.chunks if c.rows]
         out: dict[str, dict[str, float]] = {}
         if len(chunks) >= 2:
@@ -128,19 +133,24 @@ class Reference:
         return self._segment_refs[key]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Reference:
+    def from_bytes(cls, data: bytes, *, chunks: bool = True) -> Reference:
+        """``chunks=False``: the chunk profiles (only :meth:`learned_thresholds` reads
+        them; most of a reference's bytes) are not decoded — for a reader that keeps
+        many references and compares without learned thresholds (the evaluator)."""
         s = _codec.unpack(data, cls.MAGIC, cls.VERSION, _ReferenceState)
         profile = DatasetProfile.from_bytes(s.profile)
-        chunks = [DatasetProfile.from_bytes(b) for b in s.chunks]
-        if chunks and sum(c.rows for c in chunks) != profile.rows:
+        parts = [DatasetProfile.from_bytes(b) for b in s.chunks] if chunks else []
+        if parts and sum(c.rows for c in parts) != profile.rows:
             raise StateFormatError("reference chunks do not add up to the profile's rows")
         perf = ReferencePerformance.from_bytes(s.performance) if s.performance else None
         segments = {c: {t: DatasetProfile.from_bytes(b) for t, b in v.items()}
                     for c, v in s.segments.items()}
-        return cls(
-            profile, model=s.model, version=s.version, created=s.created, chunks=chunks,
+        out = cls(
+            profile, model=s.model, version=s.version, created=s.created, chunks=parts,
             performance=perf, segments=segments,
         )  # fmt: skip
+        out.chunks_left_out = len(s.chunks) if not chunks else 0
+        return out
 
 
 def _leave_one_out(chunks: list[DatasetProfile]) -> list[DatasetProfile]:

@@ -14,6 +14,7 @@ bytes are never misread.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -44,9 +45,15 @@ class ReferenceInfo:
 
 
 class ReferenceStore:
-    def __init__(self, client: redis.Redis, prefix: str = "driftline") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "driftline",
+                 chunks: Callable[[str], bool] | None = None) -> None:
+        """``chunks``: whether a model's references are read with their chunk profiles
+        (None: always). The evaluator reads them only for models whose rules learn
+        thresholds: the chunks are most of a reference's bytes (4/5 with 4 chunks) and
+        every model's references stay cached in memory."""
         self._client = client
         self._prefix = prefix
+        self._chunks = chunks
         self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}  # (digest, ref)
         # MULTI only on a single Redis: on a Redis Cluster the blob, its digest and the
         # index live in different slots (a reader seeing the blob before its digest only
@@ -88,7 +95,7 @@ class ReferenceStore:
             self._cache.pop((model, version), None)
             return None
         assert isinstance(blob, bytes)
-        ref = Reference.from_bytes(blob)
+        ref = Reference.from_bytes(blob, chunks=self._chunks is None or self._chunks(model))
         self._cache[(model, version)] = (_digest(blob), ref)
         return ref
 

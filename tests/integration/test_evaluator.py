@@ -16,6 +16,7 @@ from alerts.publish import KafkaAlertPublisher
 from alerts.shards import Fence, Owner, ShardGroup
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
+from sketches.rules import DriftRules
 from sketches.store import ReferenceStore
 from streams.core import Checkpoint
 from streams.produce import producer_config
@@ -271,4 +272,29 @@ def test_an_incomplete_window_is_never_compared_as_if_whole(
                          owner=Owner.static(client, key_prefix))
     assert {a.column for a in complete.run_once(now=2.0)} == {"income"}  # whole: it fires
     publisher.close()
+    client.close()
+
+
+def test_the_reference_cache_keeps_chunks_only_for_models_that_learn_thresholds(
+        redis_url: str, key_prefix: str) -> None:
+    """The evaluator's reference store (as driftline.monitor builds it) reads a
+    reference's chunk profiles only when the model's rules learn thresholds from them;
+    both models are still compared and the learned one gets learned thresholds."""
+    from driftline.monitor import learns_thresholds
+
+    client, writer, _ = stored(redis_url, key_prefix, np.random.default_rng(8),
+                                   models=())
+    rng = np.random.default_rng(9)
+    for model in ("learns", "plain"):  # 4 batches: 4 chunks
+        writer.put(build_reference([batch(rng, 2_000) for _ in range(4)], model=model,
+                                   version="default", created="t", chunks=4), model)
+    rules = {"learns": ModelRules("learns", rules=DriftRules(learned=True)),
+             "plain": ModelRules("plain")}
+    refs = ReferenceStore(client, key_prefix, chunks=learns_thresholds(rules, ModelRules("*")))
+    learns, plain = refs.get("learns"), refs.get("plain")
+    assert learns is not None and plain is not None
+    assert len(learns.chunks) == 4 and learns.chunks_left_out == 0
+    assert plain.chunks == [] and plain.chunks_left_out == 4
+    assert learns.learned_thresholds(3.0)["age"]
+    assert refs.get("plain") is plain  # cached: a digest check, not a read
     client.close()
