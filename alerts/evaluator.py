@@ -36,7 +36,7 @@ import redis
 from alerts import operational, performance
 from alerts.health import HealthRules, HealthSource, model_checks
 from alerts.keys import AlertKeys
-from alerts.machine import Policy, State, Track, step, track_from_bytes, track_to_bytes
+from alerts.machine import Policy, State, Track, step, track_to_bytes
 from alerts.message import Alert
 from alerts.operational import IncidentSource
 from alerts.outcome import (
@@ -63,11 +63,13 @@ from alerts.shards import Owner
 from alerts.sources import (
     Housekeeping,
     Measurement,
+    Prefetching,
     Publisher,
     ReferenceSource,
     WindowReferenceSource,
     WindowSource,
 )
+from alerts.tracks import TrackReader
 from sketches.baseline import ReferenceChoice
 from sketches.cbpe import EstimatedPerformance
 from sketches.errors import StateFormatError
@@ -134,6 +136,7 @@ class Evaluator:
         self._client = client
         self._prefix = prefix
         self._keys = AlertKeys(prefix)
+        self._tracks = TrackReader(client, self._keys)
         self.models = list(models)
         self._windows = windows
         self._references = references
@@ -191,6 +194,11 @@ class Evaluator:
             for model in reread:
                 if model in found:
                     self._measured[model] = found[model]
+        if isinstance(self._references, Prefetching):  # one round trip, not one per model
+            self._references.prefetch((cfg.model, v) for cfg in owned
+                                      if (mm := self._measured.get(cfg.model)) is not None
+                                      for v in mm.versions)
+        tracks = self._tracks.load([cfg.model for cfg in owned if cfg.model in self._measured])
         published: list[Alert] = []
         for cfg in owned:
             m = self._measured.get(cfg.model)
@@ -202,7 +210,7 @@ class Evaluator:
                             cfg.model)
                 continue
             try:
-                published += self._evaluate(cfg, m, token, now)
+                published += self._evaluate(cfg, m, token, now, tracks[cfg.model])
             except PublishError as exc:  # fenced or broker away: nothing stored, retried
                 log.warning("model %s: alerts not published, state kept for the next "
                             "evaluation: %s", cfg.model, exc)
@@ -223,7 +231,7 @@ class Evaluator:
     def _evaluate_operations(self, incidents: IncidentSource, token: int, now: float
                              ) -> list[Alert]:
         """Operational alerts from the workers' incident notes (:mod:`alerts.operational`)."""
-        tracks = self._load_tracks(operational.MODEL)
+        tracks = self._tracks.load_one(operational.MODEL)
         found = operational.checks(incidents.incidents(), now, self._topic)
         emitted = operational.step_all(found, tracks, now, Policy())
         if emitted:
@@ -241,8 +249,8 @@ class Evaluator:
             except Exception:  # a broken sink must not block the others
                 log.exception("model %s: notifier %r refused alerts", model, notifier)
 
-    def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float) -> list[Alert]:
-        tracks = self._load_tracks(cfg.model)
+    def _evaluate(self, cfg: ModelRules, m: Measurement, token: int, now: float,
+                  tracks: dict[str, Track]) -> list[Alert]:
         compared = [self._compare(cfg, m, scope) for scope in scopes_of(cfg, m)]
         main = compared[0]
         version = main.scope.version
@@ -328,18 +336,6 @@ class Evaluator:
             cfg.performance, cfg.model, self._performance, end_ms=m.end_ms,
             measure_ms=cfg.measure_ms, reference=reference, estimate=est,
             detector=blob if isinstance(blob, bytes) else None, key=self._id_key, now=now)
-
-    def _load_tracks(self, model: str) -> dict[str, Track]:
-        raw: dict[bytes, bytes] = self._client.hgetall(self.tracks_key(model))  # type: ignore[assignment]
-        if not raw:  # written before the keys had a hash tag
-            raw = self._client.hgetall(self._keys.legacy_tracks(model))  # type: ignore[assignment]
-        tracks: dict[str, Track] = {}
-        for k, v in raw.items():
-            try:
-                tracks[k.decode()] = track_from_bytes(v)
-            except StateFormatError as exc:
-                log.error("model %s: dropping unreadable alert state %s: %s", model, k, exc)
-        return tracks
 
     def _store(self, model: str, token: int, tracks: dict[str, Track], result: ModelResult,
                extra: Mapping[str, bytes] | None = None) -> bool:

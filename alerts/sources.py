@@ -53,6 +53,14 @@ class ReferenceSource(Protocol):
 
 
 @runtime_checkable
+class Prefetching(Protocol):
+    """A reference source that can check many references at once, before they are asked
+    for one by one (``sketches.store.ReferenceStore.prefetch``)."""
+
+    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None: ...
+
+
+@runtime_checkable
 class WindowReferenceSource(Protocol):
     """A source whose reference may follow the measurement window (a trailing production
     baseline, ``[models.M.reference]``; ``streams.baseline``): asked with its start."""

@@ -14,7 +14,7 @@ bytes are never misread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
@@ -54,6 +54,8 @@ class ReferenceStore:
         self._client = client
         self._prefix = prefix
         self._chunks = chunks
+        self._digests: dict[tuple[str, str], bytes | None] = {}
+        """(model, version) -> its digest as read by the last :meth:`prefetch`."""
         self._cache: dict[tuple[str, str], tuple[bytes, Reference]] = {}  # (digest, ref)
         # MULTI only on a single Redis: on a Redis Cluster the blob, its digest and the
         # index live in different slots (a reader seeing the blob before its digest only
@@ -71,6 +73,7 @@ class ReferenceStore:
         """Store ``reference`` for ``model``/``version``; returns its size in bytes. A digest
         of the bytes is stored beside them, so readers check a few bytes, not the blob."""
         blob = reference.to_bytes()
+        self._digests.pop((model, version), None)
         pipe = self._client.pipeline(transaction=self._atomic)
         pipe.set(self._key(model, version), blob)
         pipe.set(self._digest_key(model, version), _digest(blob))
@@ -85,9 +88,15 @@ class ReferenceStore:
         """The reference stored for exactly ``version``. A cached one is reused while the
         stored digest is unchanged (one small read); its derived data (e.g. the numeric
         distributions) is then computed once per reference, not once per evaluation."""
-        cached = self._cache.get((model, version))
+        key = (model, version)
+        cached = self._cache.get(key)
+        known = key in self._digests
+        if known and self._digests[key] is None:
+            self._cache.pop(key, None)
+            return None  # (put writes the digest with the blob; delete removes both)
         if cached is not None:
-            digest = self._client.get(self._digest_key(model, version))
+            digest = self._digests[key] if known else self._client.get(
+                self._digest_key(model, version))
             if digest is not None and digest == cached[0]:
                 return cached[1]
         blob = self._client.get(self._key(model, version))
@@ -98,6 +107,17 @@ class ReferenceStore:
         ref = Reference.from_bytes(blob, chunks=self._chunks is None or self._chunks(model))
         self._cache[(model, version)] = (_digest(blob), ref)
         return ref
+
+    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read the digests of ``pairs`` and of their models' default references in one
+        round trip; until the next call, :meth:`get_exact` of those trusts these answers
+        instead of reading a digest per call (an evaluation asks for hundreds)."""
+        wanted = sorted({k for model, version in pairs
+                         for k in ((model, version), (model, DEFAULT_VERSION))})
+        pipe = self._client.pipeline(transaction=False)  # (keys span cluster slots)
+        for model, version in wanted:
+            pipe.get(self._digest_key(model, version))
+        self._digests = dict(zip(wanted, pipe.execute(), strict=True))
 
     def get(self, model: str, version: str = DEFAULT_VERSION) -> Reference | None:
         """The reference for ``version``, falling back to the model's default."""
@@ -116,6 +136,7 @@ class ReferenceStore:
         return ref
 
     def delete(self, model: str, version: str = DEFAULT_VERSION) -> bool:
+        self._digests.pop((model, version), None)
         pipe = self._client.pipeline(transaction=self._atomic)
         pipe.delete(self._key(model, version))
         pipe.srem(self._index, f"{model}:{version}")

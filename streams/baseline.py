@@ -165,6 +165,11 @@ class ReferenceChoices:
         """The training reference (what ``check_config`` and the CLI look at)."""
         return self._training.get(model, version)
 
+    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+        prefetch = getattr(self._training, "prefetch", None)  # (a ReferenceStore's)
+        if prefetch is not None:
+            prefetch(pairs)
+
     def for_window(self, model: str, version: str, start_ms: int) -> Reference | None:
         if self._trailing is not None and self._trailing.handles(model):
             return self._trailing.get(model, version, start_ms)

@@ -138,7 +138,7 @@ class WindowReader:
         parts: dict[Item, list[tuple[int, int]]] = defaultdict(list)
         first = min(m.start_ms for m in merged.values())
         for p, snap in snaps.items():
-            for key, gen in self._store.written(p, min_start_ms=first).items():
+            for key, gen in self._store.written(p, min_start_ms=first, models=merged).items():
                 m = merged.get(key.model)
                 if m is None or not m.start_ms <= key.start_ms <= m.end_ms:
                     continue

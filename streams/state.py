@@ -36,7 +36,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 import redis
@@ -313,11 +313,17 @@ class RedisStateStore:
             generation, topic_id, incomplete,
         )
 
-    def written(self, partition: int, *, min_start_ms: int) -> dict[WindowKey, int]:
+    def written(self, partition: int, *, min_start_ms: int,
+                models: Collection[str] | None = None) -> dict[WindowKey, int]:
         """Windows starting at or after ``min_start_ms`` and the generation of their last
-        write (-1: written before generations were kept, so always read)."""
+        write (-1: written before generations were kept, so always read); ``models``: of
+        these models only (an evaluator shard lists every model's windows but reads the
+        generations and decodes the keys of its own only)."""
         members: list[bytes] = self.client.zrangebyscore(  # type: ignore[assignment]
             self.index_key(partition), min_start_ms, "+inf")
+        if models is not None:
+            wanted = {m.encode() for m in models}
+            members = [m for m in members if m.partition(b"|")[0] in wanted]
         if not members:
             return {}
         gens = self.client.hmget(self.written_key(partition), members)

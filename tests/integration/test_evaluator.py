@@ -298,3 +298,46 @@ def test_the_reference_cache_keeps_chunks_only_for_models_that_learn_thresholds(
     assert learns.learned_thresholds(3.0)["age"]
     assert refs.get("plain") is plain  # cached: a digest check, not a read
     client.close()
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+def test_one_round_trip_checks_every_reference_and_loads_every_models_tracks(
+        redis_url: str, key_prefix: str) -> None:
+    """An evaluation of many models checks their references' digests in one pipeline
+    (ReferenceStore.prefetch) and loads their alert tracks in one (TrackReader): the
+    answers hold until the next prefetch, and a new reference is taken at the next one.
+    Tracks stored before the keys had a hash tag are still read."""
+    from alerts.keys import AlertKeys
+    from alerts.machine import Track, track_to_bytes
+    from alerts.tracks import TrackReader
+
+    client, refs, _ = stored(redis_url, key_prefix, np.random.default_rng(10),
+                             models=("a", "b"), rows=2_000, chunks=0)
+    first = refs.get("a")
+    refs.prefetch([("a", "7"), ("b", "default")])  # a has no version 7: its default
+    gets = _calls(client, "get")
+    assert refs.get("a", "7") is first and refs.get("a") is first
+    assert refs.get("b") is not None and refs.get("b") is refs.get("b")
+    assert _calls(client, "get") - gets == 1  # b's blob, read once; no digest reads
+    newer = build_reference([batch(np.random.default_rng(11), 2_000)], model="a",
+                            version="default", created="t", chunks=0)
+    ReferenceStore(client, key_prefix).put(newer, "a")  # another process's put
+    assert refs.get("a") is first  # this round's answer
+    refs.prefetch([("a", "default")])
+    assert refs.get("a") is not first and refs.get("a") is not None
+
+    keys = AlertKeys(key_prefix)
+    client.hset(keys.legacy_tracks("old"), "old/x/ks", track_to_bytes(Track()))
+    client.hset(keys.tracks("new"), "new/x/ks", track_to_bytes(Track()))
+    reader = TrackReader(client, keys)
+    got = reader.load(["old", "new", "none"])
+    assert set(got["old"]) == {"old/x/ks"} and set(got["new"]) == {"new/x/ks"}
+    assert got["none"] == {}
+    hgetalls = _calls(client, "hgetall")
+    reader.load(["old", "new", "none"])  # legacy keys found empty are not asked again
+    assert _calls(client, "hgetall") - hgetalls == 3 + 1
+    client.close()
