@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import msgspec
@@ -12,7 +12,7 @@ from sketches import _codec
 from sketches.column import ColumnProfile, NullProfile
 from sketches.columns import column_from_bytes, new_column
 from sketches.errors import InputDataError, StateFormatError
-from sketches.numeric import DEFAULT_KLL_K
+from sketches.numeric import DEFAULT_KLL_K, NumericProfile
 from sketches.types import ColumnType
 from sketches.values import ColumnValues, infer_type
 
@@ -121,6 +121,43 @@ class DatasetProfile:
                 mine.add_missing(other._rows)
         self._rows += other._rows
 
+    @classmethod
+    def merged(cls, blobs: Sequence[bytes]) -> DatasetProfile:
+        """``from_bytes`` of the first of ``blobs`` with each of the others merged in (the
+        same profile). When every blob has the same columns, a numeric column is merged
+        from its bytes (:meth:`NumericProfile.merged`: no column object per blob);
+        anything else is merged as :meth:`merge` does."""
+        states = [_codec.unpack(b, cls.MAGIC, cls.VERSION, _ProfileState) for b in blobs]
+        first = states[0]
+        names = first.columns.keys()
+        if len(states) == 1 or any(s.columns.keys() != names or s.kll_k != first.kll_k
+                                   for s in states[1:]):
+            out = cls.from_bytes(blobs[0])
+            for blob in blobs[1:]:
+                out.merge(cls.from_bytes(blob))
+            return out
+        out = cls(kll_k=first.kll_k)
+        out._types = _types_of(first)
+        out._rows = sum(s.rows for s in states)
+        with _codec.checked_body():  # each profile's CRC covered its columns' bytes
+            for name in names:
+                parts = [s.columns[name] for s in states]
+                if all(_codec.peek_magic(p) == NumericProfile.MAGIC for p in parts):
+                    out._columns[name] = NumericProfile.merged(parts)
+                    continue
+                acc = DatasetProfile(kll_k=first.kll_k)
+                for s, part in zip(states, parts, strict=True):
+                    one = DatasetProfile(kll_k=first.kll_k)
+                    one._rows, one._columns = s.rows, {name: column_from_bytes(part)}
+                    acc.merge(one)
+                out._columns[name] = acc._columns[name]
+        for name, prof in out._columns.items():
+            if prof.total != out._rows:
+                raise StateFormatError(
+                    f"dataset profile: column {name!r} has {prof.total} rows, profile "
+                    f"{out._rows}")
+        return out
+
     def copy(self) -> DatasetProfile:
         return DatasetProfile.from_bytes(self.to_bytes())
 
@@ -159,14 +196,8 @@ class DatasetProfile:
     @classmethod
     def from_bytes(cls, data: bytes) -> DatasetProfile:
         s = _codec.unpack(data, cls.MAGIC, cls.VERSION, _ProfileState)
-        try:
-            types = {k: ColumnType(v) for k, v in s.types.items()}
-        except ValueError as exc:
-            raise StateFormatError(f"dataset profile: unknown column type: {exc}") from exc
-        if s.rows < 0 or not 8 <= s.kll_k <= 65535:
-            raise StateFormatError("dataset profile: invalid header values")
         out = cls(kll_k=s.kll_k)
-        out._types = types
+        out._types = _types_of(s)
         out._rows = s.rows
         with _codec.checked_body():  # the profile's CRC covered the columns' bytes
             out._columns = {name: column_from_bytes(b) for name, b in s.columns.items()}
@@ -176,3 +207,13 @@ class DatasetProfile:
                     f"dataset profile: column {name!r} has {prof.total} rows, profile {s.rows}"
                 )
         return out
+
+
+def _types_of(s: _ProfileState) -> dict[str, ColumnType]:
+    """The state's column types, its header checked; StateFormatError."""
+    if s.rows < 0 or not 8 <= s.kll_k <= 65535:
+        raise StateFormatError("dataset profile: invalid header values")
+    try:
+        return {k: ColumnType(v) for k, v in s.types.items()}
+    except ValueError as exc:
+        raise StateFormatError(f"dataset profile: unknown column type: {exc}") from exc

@@ -369,16 +369,18 @@ class WindowReader:
                                                         item.start_ms))
         fresh: dict[Item, DatasetProfile] = {}
         reads = 0
-        for p, keys in stale_parts.items():
-            for i in range(0, len(keys), READ_CHUNK):  # bounded replies: memory stays flat
-                for key, blob in self._store.window_blobs(p, keys[i:i + READ_CHUNK]).items():
-                    reads += 1
-                    prof = DatasetProfile.from_bytes(blob)
-                    item = Item(key.model, key.version, key.start_ms, "p")
-                    if item in fresh:
-                        fresh[item].merge(prof)
-                    else:
-                        fresh[item] = prof
+        windows = [item for item in sources if item.source == "p"]
+        per_call = max(1, READ_CHUNK // max(1, len(stale_parts)))
+        for i in range(0, len(windows), per_call):  # bounded replies: memory stays flat
+            wanted = set(windows[i:i + per_call])
+            got: dict[Item, list[bytes]] = defaultdict(list)
+            for p, keys in stale_parts.items():
+                mine = [k for k in keys if Item(k.model, k.version, k.start_ms, "p") in wanted]
+                for key, blob in self._store.window_blobs(p, mine).items():
+                    got[Item(key.model, key.version, key.start_ms, "p")].append(blob)
+            for item, blobs in got.items():  # a window's blobs merged from their bytes
+                reads += len(blobs)
+                fresh[item] = DatasetProfile.merged(blobs)
         for model, records in stale_records.items():
             for record, blob in self._tiers.blobs(model, records).items():
                 reads += 1
