@@ -127,8 +127,10 @@ class WindowReader:
         self._ahead_left, self.ahead_reads = self._ahead_budget, 0
         sources: dict[Item, Signature] = {}
         counted: dict[tuple[str, str, int], dict[int, int]] = {}
-        for model, mm in merged.items():
-            for record, meta in self._tiers.records(model, mm.start_ms, mm.end_ms).items():
+        listed = self._tiers.records_many({m: (mm.start_ms, mm.end_ms)
+                                           for m, mm in merged.items()})
+        for model, records in listed.items():
+            for record, meta in records.items():
                 item = Item(model, record.version, record.start_ms, record.tier)
                 if keep is not None and not keep(item):
                     continue
