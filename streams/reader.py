@@ -37,8 +37,7 @@ class WindowReader:
         self._store = store
         self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
                                 ttl_ms=store.window_ttl_ms)
-        # (model, version) -> its kept merges (Kept)
-        self._kept: dict[tuple[str, str], Kept] = {}
+        self._kept: dict[tuple[str, str], Kept] = {}  # (model, version) -> its merges
         # item -> (what it was merged from: (partition, generation) pairs or the record's
         # meta; its merge, serialized), within the budget
         self._items: dict[Item, tuple[Signature, bytes]] = {}
@@ -359,32 +358,29 @@ class WindowReader:
     def _read(self, sources: Mapping[Item, Signature]) -> dict[Item, DatasetProfile]:
         """Read and merge ``sources`` (each a window merged across its partitions, or one
         record); those whose blobs all expired meanwhile are left out."""
-        stale_parts: dict[int, list[WindowKey]] = defaultdict(list)
-        stale_records: dict[str, list[Record]] = defaultdict(list)
-        for item, signature in sources.items():
-            if item.source == "p":
-                for pair in signature:
-                    p = cast(tuple[int, int], pair)[0]
-                    stale_parts[p].append(WindowKey(item.model, item.version, item.start_ms))
-            else:
-                stale_records[item.model].append(Record(item.source, item.version,
-                                                        item.start_ms))
         fresh: dict[Item, DatasetProfile] = {}
         reads = 0
         windows = [item for item in sources if item.source == "p"]
-        per_call = max(1, READ_CHUNK // max(1, len(stale_parts)))
+        per_call = max(1, READ_CHUNK // max((len(sources[w]) for w in windows), default=1))
         for i in range(0, len(windows), per_call):  # bounded replies: memory stays flat
-            wanted = set(windows[i:i + per_call])
+            by_partition: dict[int, list[WindowKey]] = defaultdict(list)
+            for item in windows[i:i + per_call]:
+                for pair in sources[item]:
+                    by_partition[cast(tuple[int, int], pair)[0]].append(
+                        WindowKey(item.model, item.version, item.start_ms))
             got: dict[Item, list[bytes]] = defaultdict(list)
-            for p, keys in stale_parts.items():
-                mine = [k for k in keys if Item(k.model, k.version, k.start_ms, "p") in wanted]
-                for key, blob in self._store.window_blobs(p, mine).items():
+            for p, keys in by_partition.items():
+                for key, blob in self._store.window_blobs(p, keys).items():
                     got[Item(key.model, key.version, key.start_ms, "p")].append(blob)
             for item, blobs in got.items():  # a window's blobs merged from their bytes
                 reads += len(blobs)
                 fresh[item] = DatasetProfile.merged(blobs)
-        for model, records in stale_records.items():
-            for record, blob in self._tiers.blobs(model, records).items():
+        records: dict[str, list[Record]] = defaultdict(list)
+        for item in sources:
+            if item.source != "p":
+                records[item.model].append(Record(item.source, item.version, item.start_ms))
+        for model, wanted in records.items():
+            for record, blob in self._tiers.blobs(model, wanted).items():
                 reads += 1
                 fresh[Item(model, record.version, record.start_ms, record.tier)] = \
                     DatasetProfile.from_bytes(blob)
