@@ -170,11 +170,11 @@ def run_single(url: str, models: int, partitions: int, rows: int, repeat: int,
     slide_wall, slide_cpu = timed(ev, names)
     slide_reads = reader.reads
     follow: list[tuple[float, int, int]] = []  # (wall, blobs read, of those ahead)
-    while reader.behind and len(follow) < FOLLOW_UP:
+    while (reader.behind or reader.held) and len(follow) < FOLLOW_UP:
         w.write([WINDOWS], mark_ms=SLID_MARK)
         wall, _ = timed(ev, names)
         follow.append((wall, reader.reads, reader.ahead_reads))
-    behind = reader.behind  # older windows the ahead merges still lack
+    behind = reader.behind + reader.held  # older windows the ahead merges still lack
     w.write([WINDOWS + 1], mark_ms=AFTER_MARK)  # and again: window 1 drops out
     again_wall, _ = timed(ev, names)
     out.put({"wall": statistics.median(walls), "cpu": statistics.median(cpus),

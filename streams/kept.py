@@ -43,6 +43,23 @@ class Kept:
     newest_bytes: bytes
     ahead: tuple[tuple[Item, Signature], ...] = ()
     ahead_bytes: bytes | None = None
+    deep: tuple[tuple[Item, Signature], ...] = ()
+    """For a few calls after the measurement moved on (``hold``): the older items but the
+    last one — the window that was the newest until then, which still takes stragglers —
+    and their merge (``deep_bytes``), so that late events in that window cost a read of
+    that window only, not of every older one."""
+    deep_bytes: bytes | None = None
+    hold: int = 0
+
+    def waits(self) -> bool:
+        """One call of the hold passes: True while the ahead merge still waits for the
+        previous window's stragglers; once it stops waiting the deep merge is let go."""
+        if self.hold:
+            self.hold -= 1
+            if self.hold:
+                return True
+        self.deep, self.deep_bytes = (), None
+        return False
 
     def behind(self) -> int:
         """Older items (but the oldest) the ahead merge does not hold yet."""
@@ -125,6 +142,71 @@ def base_merge(kept: Kept | None, signature: tuple[tuple[Item, Signature], ...],
         if signature[len(signature) - n:] == sig and not any(is_legacy(i, s) for i, s in sig):
             best = (sig, make)
     return best
+
+
+HOLD = 3
+"""Calls after the measurement moved on — and after each late event in the window that
+was the newest — during which the kept deep merge is held (late events in that window are
+merged onto it) and the ahead merge waits (it would hold that window)."""
+
+
+def deep_base(kept: Kept | None, signature: tuple[tuple[Item, Signature], ...]
+              ) -> bytes | None:
+    """The kept deep merge's bytes when the older items ``signature`` are its items and
+    one more (the previous window, changed since); else None."""
+    if kept is None or kept.deep_bytes is None or len(signature) != len(kept.deep) + 1:
+        return None
+    if signature[:-1] != kept.deep or is_legacy(*signature[-1]):
+        return None
+    return kept.deep_bytes
+
+
+def slid_deep(kept: Kept | None, base: tuple[tuple[Item, Signature], ...]
+              ) -> tuple[tuple[tuple[Item, Signature], ...], bytes] | None:
+    """When the new older merge ``base`` is a kept merge and the old newest (the
+    measurement moved on): that kept merge, the deep merge of the next calls."""
+    if kept is None or len(base) < 2 or base[-1] != kept.newest:
+        return None
+    head = base[:-1]
+    for sig, data in ((kept.ahead, kept.ahead_bytes), (kept.older, kept.older_bytes)):
+        if head == sig and data is not None:
+            return head, data
+    return None
+
+
+class ItemCache:
+    """Single older items' merges (serialized) within a byte budget (``window_cache_
+    bytes``), so that a late event in one older window does not make the others be read
+    again; 0 keeps none."""
+
+    def __init__(self, budget: int) -> None:
+        self._items: dict[Item, tuple[Signature, bytes]] = {}
+        self._budget = budget
+        self._bytes = 0
+
+    def get(self, item: Item, signature: Signature) -> bytes | None:
+        hit = self._items.get(item)
+        if hit is None or hit[0] != signature or is_legacy(item, signature):
+            return None
+        return hit[1]
+
+    def admit(self, item: Item, signature: Signature, blob: bytes | None,
+              prof: DatasetProfile | None = None) -> None:
+        """Cache one older item's merge while the cache stays within its budget."""
+        if self._budget <= 0 or item in self._items:
+            return
+        data = blob if blob is not None else prof.to_bytes() if prof is not None else b""
+        if self._bytes + len(data) > self._budget:
+            return
+        self._items[item] = (signature, data)
+        self._bytes += len(data)
+
+    def drop(self, models: set[str], sources: Mapping[Item, Signature] | None = None) -> None:
+        """Forget the items of ``models`` that changed or left their window (``sources``:
+        what they are now; None: forget them all)."""
+        for item in [i for i in self._items if i.model in models]:
+            if sources is None or sources.get(item) != self._items[item][0]:
+                self._bytes -= len(self._items.pop(item)[1])
 
 
 def merged_bytes(a: bytes, b: bytes) -> bytes:

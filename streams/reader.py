@@ -15,7 +15,20 @@ from typing import cast
 
 from sketches.profile import DatasetProfile
 from streams.core import NO_WATERMARK, PartitionSnapshot
-from streams.kept import Item, Kept, Merged, Signature, base_merge, is_legacy, model_watermarks
+from streams.kept import (
+    HOLD,
+    Item,
+    ItemCache,
+    Kept,
+    Merged,
+    Signature,
+    base_merge,
+    deep_base,
+    is_legacy,
+    merged_bytes,
+    model_watermarks,
+    slid_deep,
+)
 from streams.state import RedisStateStore
 from streams.tiers import Record, TierStore, included, parse_contributors
 from streams.windows import Counters, WindowKey
@@ -38,11 +51,7 @@ class WindowReader:
         self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
                                 ttl_ms=store.window_ttl_ms)
         self._kept: dict[tuple[str, str], Kept] = {}  # (model, version) -> its merges
-        # item -> (what it was merged from: (partition, generation) pairs or the record's
-        # meta; its merge, serialized), within the budget
-        self._items: dict[Item, tuple[Signature, bytes]] = {}
-        self._budget = window_cache_bytes
-        self._cached_bytes = 0
+        self._cache = ItemCache(window_cache_bytes)
         self._ahead_budget = ahead_blobs
         self._ahead_left = 0
         self.reads = 0
@@ -50,7 +59,9 @@ class WindowReader:
         self.ahead_reads = 0
         """Of those, blobs read to grow ahead merges."""
         self.behind = 0
-        """Older items the kept ahead merges lack (0: no re-read when the oldest drops)."""
+        """Older items the kept ahead merges lack (0: no re-read when the oldest drops);
+        ``held``: of merges whose ahead merge waits for stragglers (``HOLD``)."""
+        self.held = 0
 
     def watermarks(self, models: Iterable[str],
                    snaps: Mapping[int, PartitionSnapshot] | None = None) -> dict[str, int]:
@@ -83,21 +94,19 @@ class WindowReader:
         of all the others ("older") and an *ahead* merge: older but its oldest item, built
         backwards a few items per call. While only the newest window changes — traffic — a
         measurement reads that window's blobs and costs one more merge. When the
-        measurement moves on to a new window and none drops out, the kept merges are
-        merged. Sketches cannot subtract, so when the oldest window drops out (once per
-        window length) the new older merge is the ahead merge and the old newest merged —
-        no re-read — provided the ahead merge was finished: each call reads at most
-        ``ahead_blobs`` blobs to grow the ahead merges (those of the first models first),
-        which must cover models × partitions × (windows − 2) blobs per window length
-        (500 × 16 × 10 = 80,000 blobs: 20 calls at the default 4,096, 100 s of a 5-minute
-        window at the 5 s default interval); what is missing at the slide is read then. A
-        merge holding an item whose blobs changed since (a late event in an older window)
-        is not used: the older items are read again — unless ``window_cache_bytes`` lets
-        single windows' merges be kept (each ~10 KB per numeric column at k = 800: 12
-        windows of a 20-column model ~2.4 MB, which is why the default keeps none) — and
-        that pass, merging newest first, gives the ahead merge too. Compacted windows are
-        one record each, so that re-read is cheap once windows close (a retention shorter
-        than the measurement)."""
+        measurement moves on and none drops out, the kept merges are merged; sketches
+        cannot subtract, so when the oldest window drops out the new older merge is the
+        ahead merge and the old newest merged — no re-read — provided the ahead merge was
+        finished: each call reads at most ``ahead_blobs`` blobs to grow them, which must
+        cover models × partitions × (windows − 2) blobs per window length (500 × 16 × 10
+        = 80,000: 20 calls at the default 4,096); what is missing is read at the slide.
+        Stragglers: after it moved on, until ``HOLD`` calls pass without a late event in
+        the window that was the newest, the merge of the other older windows is held, so
+        such events cost a read of that window only (the ahead merge waits). Any other merge
+        holding an item whose blobs changed (a late event further back) is not used: the
+        older items are read again, unless ``window_cache_bytes`` keeps single windows'
+        merges (~10 KB per numeric column each: none by default); that pass gives the
+        ahead merge too. Compacted windows are one record each: cheap to re-read."""
         snaps = self._metas()
         ends = self.watermarks(measures, snaps)
         if not ends:
@@ -174,9 +183,10 @@ class WindowReader:
                 merged[model].versions[version] = kept
             for mv in [mv for mv in self._kept if mv[0] in chunk and mv not in built]:
                 del self._kept[mv]  # a version no longer in the window
-            self._drop_items(set(chunk), sources)
+            self._cache.drop(set(chunk), sources)
         self.reads = reads
-        self.behind = sum(k.behind() for k in self._kept.values())
+        self.behind = sum(k.behind() for k in self._kept.values() if not k.hold)
+        self.held = sum(k.behind() for k in self._kept.values() if k.hold)
         return {model: m for model, m in merged.items() if m.versions}
 
     def _build(self, groups: Mapping[tuple[str, str], list[Item]],
@@ -222,6 +232,8 @@ class WindowReader:
         signature = tuple((i, sources[i]) for i in older)
         base = base_merge(kept, signature)
         rest = signature[:len(signature) - len(base[0])] if base else signature
+        if len(rest) > 1 and deep_base(kept, signature) is not None:
+            rest = signature[-1:]  # late events in the previous window: that window only
         return out + [i for i, sig in rest if self._older_item(kept, i, sig) is None]
 
     def _older_item(self, kept: Kept | None, item: Item, signature: Signature) -> bytes | None:
@@ -230,13 +242,7 @@ class WindowReader:
         if kept is not None and kept.newest == (item, signature) and not is_legacy(item,
                                                                                   signature):
             return kept.newest_bytes
-        return self._cached(item, signature)
-
-    def _cached(self, item: Item, signature: Signature) -> bytes | None:
-        hit = self._items.get(item)
-        if hit is None or hit[0] != signature or is_legacy(item, signature):
-            return None
-        return hit[1]
+        return self._cache.get(item, signature)
 
     def _keep(self, mv: tuple[str, str], items: list[Item], sources: Mapping[Item, Signature],
               fresh: Mapping[Item, DatasetProfile]) -> Kept:
@@ -256,7 +262,14 @@ class WindowReader:
         rest = signature[:len(signature) - len(base_sig)]
         ahead: tuple[tuple[Item, Signature], ...] = ()
         ahead_bytes: bytes | None = None
-        if rest:
+        deep = deep_base(kept, signature) if len(rest) > 1 else None
+        slid = slid_deep(kept, base_sig) if not rest else None
+        older_bytes: bytes | None
+        if deep is not None:  # the previous window changed: onto the merge of the others
+            i, sig = signature[-1]
+            blob = None if i in fresh else self._older_item(kept, i, sig)
+            older_bytes = merged_bytes(deep, fresh[i].to_bytes() if blob is None else blob)
+        elif rest:
             acc = DatasetProfile() if base_bytes is None else DatasetProfile.from_bytes(
                 base_bytes)
             for n in range(len(rest) - 1, -1, -1):
@@ -266,11 +279,11 @@ class WindowReader:
                 i, sig = rest[n]
                 blob = None if i in fresh else self._older_item(kept, i, sig)
                 acc.merge(fresh[i] if blob is None else DatasetProfile.from_bytes(blob))
-            older_bytes: bytes | None = acc.to_bytes()
+            older_bytes = acc.to_bytes()
         else:  # the older merge is kept as it is, or the kept merges merged
             older_bytes = base_bytes
             fits = base_merge(kept, signature, proper=True)
-            if fits:
+            if fits and slid is None and not (kept is not None and kept.hold):
                 ahead, ahead_bytes = fits[0], fits[1]()
         if newest in fresh:
             newest_bytes = fresh[newest].to_bytes()
@@ -280,10 +293,10 @@ class WindowReader:
         if kept is not None and kept.newest[0] != newest:
             # the old newest joined the older items (the window slid): cache it, budget
             # allowing, so the next slide need not read it again
-            self._admit(kept.newest[0], kept.newest[1], kept.newest_bytes)
+            self._cache.admit(kept.newest[0], kept.newest[1], kept.newest_bytes)
         for i in older:
             if i in fresh:
-                self._admit(i, sources[i], None, fresh[i])
+                self._cache.admit(i, sources[i], None, fresh[i])
         if kept is None:
             kept = self._kept[mv] = Kept(signature, older_bytes, (newest, sources[newest]),
                                           newest_bytes, ahead, ahead_bytes)
@@ -291,6 +304,9 @@ class WindowReader:
             kept.older, kept.older_bytes = signature, older_bytes  # of the old measurement
             kept.newest, kept.newest_bytes = (newest, sources[newest]), newest_bytes
             kept.ahead, kept.ahead_bytes = ahead, ahead_bytes
+        if slid is not None:  # moved on: hold what the older items were but the newest
+            kept.deep, kept.deep_bytes = slid
+        kept.hold = HOLD if slid is not None or deep is not None else kept.hold
         return kept
 
     def _advance(self, kept: Mapping[tuple[str, str], Kept]) -> int:
@@ -299,13 +315,15 @@ class WindowReader:
         first); the blobs read. One model at a time: few live sketches."""
         reads = 0
         for k in kept.values():
+            if k.waits():  # stragglers may still change the previous window
+                continue
             steps: list[tuple[Item, Signature]] = []
             wanted: dict[Item, Signature] = {}
             at = len(k.older) - len(k.ahead) - 1  # the next item to fold in; 0 is not
             while at >= 1 and self._ahead_left > 0:
                 item, sig = k.older[at]
                 steps.append((item, sig))
-                if self._cached(item, sig) is None:
+                if self._cache.get(item, sig) is None:
                     wanted[item] = sig
                     self._ahead_left -= len(sig) if item.source == "p" else 1
                 at -= 1
@@ -316,7 +334,7 @@ class WindowReader:
             acc = None if k.ahead_bytes is None else DatasetProfile.from_bytes(k.ahead_bytes)
             folded = 0
             for item, sig in steps:  # newest first, each just before the ahead merge
-                blob = self._cached(item, sig)
+                blob = self._cache.get(item, sig)
                 prof = fresh.get(item) if blob is None else DatasetProfile.from_bytes(blob)
                 if prof is None:
                     break  # expired since listed: the next listing changes the plan
@@ -330,28 +348,10 @@ class WindowReader:
         self.ahead_reads += reads
         return reads
 
-    def _admit(self, item: Item, signature: Signature, blob: bytes | None,
-               prof: DatasetProfile | None = None) -> None:
-        """Cache one older item's merge while the cache stays within its budget."""
-        if self._budget <= 0 or item in self._items:
-            return
-        data = blob if blob is not None else prof.to_bytes() if prof is not None else b""
-        if self._cached_bytes + len(data) > self._budget:
-            return
-        self._items[item] = (signature, data)
-        self._cached_bytes += len(data)
-
-    def _drop_items(self, models: set[str], sources: Mapping[Item, Signature]) -> None:
-        """Forget cached items of ``models`` that changed or left their window."""
-        for item in [i for i in self._items if i.model in models]:
-            if sources.get(item) != self._items[item][0]:
-                self._cached_bytes -= len(self._items.pop(item)[1])
-
     def forget(self, models: Iterable[str]) -> None:
         """Drop the merges kept for ``models`` (evaluated elsewhere now)."""
         gone = set(models)
-        for item in [i for i in self._items if i.model in gone]:
-            self._cached_bytes -= len(self._items.pop(item)[1])
+        self._cache.drop(gone)
         for mv in [mv for mv in self._kept if mv[0] in gone]:
             del self._kept[mv]
 
