@@ -74,6 +74,8 @@ AFTER_MARK = SLID_MARK + WINDOW_MS
 """Watermark after :func:`run_single`'s second slide (window WINDOWS + 1 is the newest)."""
 FOLLOW_UP = 60
 """At most this many evaluations after the slide, waiting for the ahead merges."""
+STRAGGLERS = 3
+"""Evaluations after the 2nd slide whose checkpoints also rewrite the previous window."""
 SHARDS = 16
 PREFIX = "bench"
 
@@ -177,10 +179,15 @@ def run_single(url: str, models: int, partitions: int, rows: int, repeat: int,
     behind = reader.behind + reader.held  # older windows the ahead merges still lack
     w.write([WINDOWS + 1], mark_ms=AFTER_MARK)  # and again: window 1 drops out
     again_wall, _ = timed(ev, names)
+    again_reads = reader.reads
+    stragglers: list[tuple[float, int]] = []  # late events for the window that was newest
+    for _ in range(STRAGGLERS):
+        w.write([WINDOWS + 1, WINDOWS], mark_ms=AFTER_MARK)
+        stragglers.append((timed(ev, names)[0], reader.reads))
     out.put({"wall": statistics.median(walls), "cpu": statistics.median(cpus),
              "reads": statistics.median(reads), "slide": slide_wall, "slide_cpu": slide_cpu,
              "slide_reads": slide_reads, "follow": follow, "behind": behind,
-             "again": again_wall, "again_reads": reader.reads,
+             "again": again_wall, "again_reads": again_reads, "stragglers": stragglers,
              "older_kib": older_kib, "ahead_kib": ahead_kib,
              "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
@@ -315,6 +322,11 @@ def main() -> None:
                          f"older merge, {one['ahead_kib']:,.0f} KiB ahead merge; evaluations "
                          "after the slide (wall s / blobs read / of those ahead): "
                          + ", ".join(f"{a:.1f}/{b:,}/{c:,}" for a, b, c in one["follow"]))
+            notes.append(f"{models} × {partitions}: stragglers (the newest and the previous "
+                         "window rewritten on every partition right after the 2nd slide), "
+                         "wall s / blobs read: " + ", ".join(
+                             f"{a:.2f}/{b:,}" for a, b in one["stragglers"])
+                         + f" (normal: {one['wall']:.2f}/{one['reads']:,.0f})")
             notes.append(f"{models} × {partitions}: shards evaluated "
                          f"{'/'.join(str(s['models']) for s in shards)} models; compaction "
                          f"of {compacted['compacted']:,} windows took "
@@ -347,7 +359,8 @@ model is dirty: one evaluation reads, merges and compares every model. Medians o
 dropped out: the older merge is the reader's ahead merge and the old newest window
 merged); *after the slide*: the evaluations that follow (the newest window rewritten
 each time) until every ahead merge is rebuilt, at most {AHEAD_BLOBS:,} blobs per call for
-them; *2nd slide*: window 1 drops out, taking those incrementally built merges. The naive
+them; *2nd slide*: window 1 drops out, taking those incrementally built merges; then
+{STRAGGLERS} evaluations with late events for the window that was the newest. The naive
 and shard runs come after it (they rewrite that newest window), and compaction closes
 {WINDOWS + 2} windows.
 
