@@ -70,6 +70,7 @@ from alerts.sources import (
     WindowSource,
 )
 from alerts.tracks import TrackReader
+from sketches import segments
 from sketches.baseline import ReferenceChoice
 from sketches.cbpe import EstimatedPerformance
 from sketches.errors import StateFormatError
@@ -197,7 +198,7 @@ class Evaluator:
         if isinstance(self._references, Prefetching):  # one round trip, not one per model
             self._references.prefetch((cfg.model, v) for cfg in owned
                                       if (mm := self._measured.get(cfg.model)) is not None
-                                      for v in mm.versions)
+                                      for v in mm.versions if segments.SEP not in v)
         tracks = self._tracks.load([cfg.model for cfg in owned if cfg.model in self._measured])
         published: list[Alert] = []
         for cfg in owned:

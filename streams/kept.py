@@ -209,9 +209,9 @@ class ItemCache:
                 self._bytes -= len(self._items.pop(item)[1])
 
 
-def merged_bytes(a: bytes, b: bytes) -> bytes:
+def merged_bytes(a: bytes, b: bytes | DatasetProfile) -> bytes:
     out = DatasetProfile.from_bytes(a)
-    out.merge(DatasetProfile.from_bytes(b))
+    out.merge(b if isinstance(b, DatasetProfile) else DatasetProfile.from_bytes(b))
     return out.to_bytes()
 
 

@@ -268,7 +268,7 @@ class WindowReader:
         if deep is not None:  # the previous window changed: onto the merge of the others
             i, sig = signature[-1]
             blob = None if i in fresh else self._older_item(kept, i, sig)
-            older_bytes = merged_bytes(deep, fresh[i].to_bytes() if blob is None else blob)
+            older_bytes = merged_bytes(deep, fresh[i] if blob is None else blob)
         elif rest:
             acc = DatasetProfile() if base_bytes is None else DatasetProfile.from_bytes(
                 base_bytes)
