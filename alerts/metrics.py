@@ -194,6 +194,7 @@ class DriftlineCollector(Collector):
                 latency.add_metric([r.model, q], ms)
                 latency_s.add_metric([r.model, q], ms / 1000)
         yield from (drift, bound, nulls, firing, rows, incomplete, latency, latency_s, evaluated)
+        yield from _scope_metrics(results)
         yield from _performance_metrics(results)
 
 

@@ -15,6 +15,7 @@ import msgspec
 from alerts.machine import Emit, Track
 from alerts.message import Alert, Window, alert_id, rfc3339
 from alerts.results import ColumnResult, MetricResult, ModelResult
+from sketches import segments
 from sketches.drift import DriftReport
 from sketches.numeric import NumericProfile
 from sketches.profile import DatasetProfile
@@ -226,6 +227,12 @@ def scoped_result(model: str, m: Measurement, compared: list[Compared], now: flo
                             severities=mine, latency_ms=c.latency)  # fmt: skip
         results[c.scope.suffix] = r
     main = results.pop(compared[0].scope.suffix)
-    traffic = {v: p.rows for v, p in m.versions.items()} if len(m.versions) > 1 else {}
+    rows = version_rows(m)
+    traffic = rows if len(rows) > 1 else {}
     return msgspec.structs.replace(main, firing=sorted(firing), severities=firing,
                                    scopes=results, traffic=traffic)
+
+
+def version_rows(m: Measurement) -> dict[str, int]:
+    """Rows per version in the measurement window (its traffic split; no segments)."""
+    return {v: p.rows for v, p in m.versions.items() if segments.SEP not in v}

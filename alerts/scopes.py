@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from alerts.outcome import Check, latency, range_checks, report_checks
+from alerts.outcome import Check, latency, range_checks, report_checks, version_rows
 from sketches import segments
 from sketches.drift import DriftReport, compare_profiles
 from sketches.profile import DatasetProfile
@@ -65,11 +65,6 @@ class Compared:
     latency: dict[str, float]
     current: DatasetProfile | None = field(default=None, repr=False)
     """The merged profile, for estimates made from it (not kept in the cache)."""
-
-
-def version_rows(m: Measurement) -> dict[str, int]:
-    """Rows per version in the measurement window (its traffic split; no segments)."""
-    return {v: p.rows for v, p in m.versions.items() if segments.SEP not in v}
 
 
 def scopes_of(cfg: ModelRules, m: Measurement) -> list[Scope]:
