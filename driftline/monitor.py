@@ -143,8 +143,8 @@ class Monitor:
                       if specs else None)
         """The label join (models with ``[models.M.performance]``), for the evaluator."""
         self._compactor = Compactor(
-            store, TierStore(self._client, prefix=settings.key_prefix, topic=settings.topic),
-            hourly_ms=settings.keep_hourly_ms, daily_ms=settings.keep_daily_ms)
+            store, TierStore(self._client, prefix=settings.key_prefix, topic=settings.topic,
+                             hourly_ms=settings.keep_hourly_ms, daily_ms=settings.keep_daily_ms))
         self._kafka = settings.kafka or KafkaConnection(settings.kafka_bootstrap)
         self._publishers: list[Publisher] = []
         self._alerts: KafkaAlertPublisher | None = None
@@ -199,11 +199,11 @@ class Monitor:
                             "hourly roll-ups (--keep-hourly %.1f h): only whole daily "
                             "records inside it are used", rules.model, back / 3.6e6,
                             self.settings.keep_hourly_ms / 3.6e6)
-            ttl = self._compactor.tiers.ttl_ms
-            if choice.trailing and back > ttl:
-                log.warning("model %s: its trailing baseline reaches back %.1f h; stored "
-                            "records expire %.1f h after they were last written, so its "
-                            "oldest part may be gone", rules.model, back / 3.6e6, ttl / 3.6e6)
+            if choice.trailing and back > self.settings.keep_daily_ms:
+                log.warning("model %s: its trailing baseline reaches back %.1f h, past the "
+                            "daily roll-ups (--keep-daily %.1f h): its oldest part is "
+                            "deleted", rules.model, back / 3.6e6,
+                            self.settings.keep_daily_ms / 3.6e6)
             if choice.trailing:
                 continue  # compared with its own production: no training reference needed
             ref = self._refs.get(rules.model)

@@ -42,8 +42,6 @@ from streams.core import NO_WATERMARK, PartitionSnapshot
 from streams.state import RedisStateStore
 from streams.tiers import (
     DAY_MS,
-    DEFAULT_DAILY_MS,
-    DEFAULT_HOURLY_MS,
     HOUR_MS,
     TIERS,
     Record,
@@ -65,6 +63,11 @@ class ModelSpan:
     retention_ms: int
     measure_ms: int
 
+    @property
+    def keep_ms(self) -> int:
+        """How long compacted windows stay at full resolution behind the watermark."""
+        return self.measure_ms + self.window_ms + self.retention_ms
+
 
 @dataclass
 class CompactionStats:
@@ -84,12 +87,9 @@ class Compactor:
     """One pass over the owned models; bounded by ``max_blobs`` partition blobs read."""
 
     def __init__(self, store: RedisStateStore, tiers: TierStore, *,
-                 hourly_ms: int = DEFAULT_HOURLY_MS, daily_ms: int = DEFAULT_DAILY_MS,
                  max_blobs: int = 5000) -> None:
         self.store = store
         self.tiers = tiers
-        self.hourly_ms = hourly_ms
-        self.daily_ms = daily_ms
         self.max_blobs = max_blobs
 
     def compact(self, models: Mapping[str, tuple[int, int, int, int]],
@@ -194,7 +194,7 @@ class Compactor:
                 meta = contributors_text({**had, **new})
                 done = self.tiers.write(model, token, fence,
                                         put={record: (merged.to_bytes(), meta)},
-                                        expect={record: old_meta or ""})
+                                        expect={record: old_meta or ""}, keep_ms=span.keep_ms)
                 if done != 1:
                     stats.skipped["fenced" if done == 0 else "raced"] = stats.skipped.get(
                         "fenced" if done == 0 else "raced", 0) + 1
@@ -212,10 +212,10 @@ class Compactor:
     def _roll(self, model: str, span: ModelSpan, token: int, fence: str, watermark: int,
               pending: set[tuple[str, int]], stats: CompactionStats) -> dict[Record, str]:
         """Roll finer records up and expire old daily ones; the model's records after."""
-        keep = span.measure_ms + span.window_ms + span.retention_ms
+        keep = span.keep_ms
         records = self.tiers.records(model)
         steps = (("w", "h", HOUR_MS, watermark - keep),
-                 ("h", "d", DAY_MS, watermark - self.hourly_ms))
+                 ("h", "d", DAY_MS, watermark - self.tiers.hourly_ms))
         for fine, coarse, size, before in steps:
             groups: dict[Record, list[Record]] = defaultdict(list)
             for r in records:
@@ -244,7 +244,7 @@ class Compactor:
                         records.pop(r, None)
                     records[target] = meta
         old = [r for r in records if r.tier == "d" and r.start_ms + DAY_MS
-               <= watermark - self.daily_ms]
+               <= watermark - self.tiers.daily_ms]
         if old and self.tiers.write(model, token, fence, delete=old) == 1:
             stats.expired += len(old)
             for r in old:

@@ -58,8 +58,7 @@ class _Meta:
 class StoredHealth:
     def __init__(self, store: RedisStateStore) -> None:
         self._store = store
-        self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
-                                ttl_ms=store.window_ttl_ms)
+        self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic)
         self._metas: tuple[float, dict[int, _Meta]] | None = None
         self._samples: deque[tuple[float, dict[str, int]]] = deque()
         # model -> window start -> (what it was read from, its figures)

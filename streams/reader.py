@@ -48,8 +48,7 @@ class WindowReader:
         event in an older window does not make the others be read again (0: none).
         ``ahead_blobs``: blobs a call may read to grow the ahead merges (:meth:`measurements`)."""
         self._store = store
-        self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic,
-                                ttl_ms=store.window_ttl_ms)
+        self._tiers = TierStore(store.client, prefix=store.prefix, topic=store.topic)
         self._kept: dict[tuple[str, str], Kept] = {}  # (model, version) -> its merges
         self._cache = ItemCache(window_cache_bytes)
         self._ahead_budget = ahead_blobs

@@ -9,6 +9,13 @@ Keys (``P`` prefix, ``T`` topic, ``M`` model)::
     P:v1:{P:M}:T:cmeta         hash  member -> contributors JSON {"p": gen} (tier w), or
                                      "#" + a digest of the bytes (roll-ups)
     P:v1:{P:M}:T:c:<member>    string  DatasetProfile bytes (wall-clock TTL as a backstop)
+
+The compactor deletes records by event time; the TTL only catches what it never comes
+back for (a retired model, a compactor stopped for good). It is therefore the longest a
+record of its tier can legitimately live after its last write, plus a week
+(:meth:`TierStore.ttl_ms`): an hourly record lives ``hourly_ms`` (``--keep-hourly``), a
+daily one ``daily_ms`` (``--keep-daily``), a compacted window the model's measurement
+needs. A shorter TTL would drop records the compactor still means to roll up.
 """
 
 from __future__ import annotations
@@ -27,29 +34,30 @@ DAY_MS: Final = 24 * HOUR_MS
 DEFAULT_HOURLY_MS: Final = 7 * DAY_MS
 DEFAULT_DAILY_MS: Final = 90 * DAY_MS
 TIERS: Final = ("w", "h", "d")
+BACKSTOP_MS: Final = 7 * DAY_MS
 
 # KEYS: fence, cidx, cmeta, blob keys set (nset), blob keys deleted (ndel)
-# ARGV: token, nset, ndel, ncas, ttl_ms; per set: member, start, blob, meta ('' none);
+# ARGV: token, nset, ndel, ncas; per set: member, start, blob, meta ('' none), ttl_ms;
 #       per delete: member; per check: member, expected meta ('' absent)
 _WRITE_LUA: Final = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local token = tonumber(ARGV[1])
 if token < cur then return 0 end
 local nset, ndel, ncas = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local a = 6 + 4 * nset + ndel
+local a = 5 + 5 * nset + ndel
 for _ = 1, ncas do
   local got = redis.call('HGET', KEYS[3], ARGV[a]) or ''
   if got ~= ARGV[a + 1] then return 2 end
   a = a + 2
 end
 if token > cur then redis.call('SET', KEYS[1], token) end
-a = 6
+a = 5
 for i = 1, nset do
-  redis.call('SET', KEYS[3 + i], ARGV[a + 2], 'PX', ARGV[5])
+  redis.call('SET', KEYS[3 + i], ARGV[a + 2], 'PX', ARGV[a + 4])
   redis.call('ZADD', KEYS[2], ARGV[a + 1], ARGV[a])
   if ARGV[a + 3] ~= '' then redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 3])
   else redis.call('HDEL', KEYS[3], ARGV[a]) end
-  a = a + 4
+  a = a + 5
 end
 for i = 1, ndel do
   redis.call('DEL', KEYS[3 + nset + i])
@@ -97,11 +105,12 @@ class TierStore:
     """The model-level records of one topic (see the module doc for keys)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, topic: str,
-                 ttl_ms: int = 7 * DAY_MS) -> None:
+                 hourly_ms: int = DEFAULT_HOURLY_MS, daily_ms: int = DEFAULT_DAILY_MS) -> None:
         self.client = client
         self.prefix = prefix
         self.topic = topic
-        self.ttl_ms = ttl_ms
+        self.hourly_ms = hourly_ms
+        self.daily_ms = daily_ms
         self._script = client.register_script(_WRITE_LUA)
 
     def _base(self, model: str) -> str:
@@ -158,8 +167,15 @@ class TierStore:
     def usage_key(self, model: str) -> str:
         return self._base(model) + ":usage"
 
+    def ttl_ms(self, record: Record, keep_ms: int = 0) -> int:
+        """The backstop TTL of ``record`` (see the module doc); ``keep_ms``: how long the
+        model's measurement keeps compacted windows (tier ``w``)."""
+        life = {"w": keep_ms + HOUR_MS, "h": self.hourly_ms + HOUR_MS,
+                "d": self.daily_ms + DAY_MS}[record.tier]
+        return life + BACKSTOP_MS
+
     def save_usage(self, model: str, usage: Mapping[str, Any]) -> None:
-        self.client.set(self.usage_key(model), json.dumps(usage), px=self.ttl_ms)
+        self.client.set(self.usage_key(model), json.dumps(usage), px=BACKSTOP_MS)
 
     def usage(self, model: str) -> dict[str, Any] | None:
         """What the model's stored windows took at the last compaction pass (see
@@ -169,19 +185,21 @@ class TierStore:
 
     def write(self, model: str, token: int, fence_key: str, *,
               put: Mapping[Record, tuple[bytes, str]] | None = None,
-              delete: Iterable[Record] = (), expect: Mapping[Record, str] | None = None) -> int:
+              delete: Iterable[Record] = (), expect: Mapping[Record, str] | None = None,
+              keep_ms: int = 0) -> int:
         """One fenced, atomic change: set ``put`` (record -> (blob, meta)), delete
         ``delete``, provided every ``expect`` record's meta is still as given. 1: done,
-        0: a newer evaluator owns the model, 2: a record changed meanwhile."""
+        0: a newer evaluator owns the model, 2: a record changed meanwhile. ``keep_ms``:
+        see :meth:`ttl_ms`."""
         put = put or {}
         expect = expect or {}
         gone = list(delete)
         keys = [fence_key, self.index_key(model), self.meta_key(model),
                 *(self.blob_key(model, r) for r in put),
                 *(self.blob_key(model, r) for r in gone)]
-        args: list[Any] = [token, len(put), len(gone), len(expect), self.ttl_ms]
+        args: list[Any] = [token, len(put), len(gone), len(expect)]
         for r, (blob, meta) in put.items():
-            args += [r.encode(), r.start_ms, blob, meta]
+            args += [r.encode(), r.start_ms, blob, meta, self.ttl_ms(r, keep_ms)]
         args += [r.encode() for r in gone]
         for r, meta in expect.items():
             args += [r.encode(), meta]

@@ -84,8 +84,8 @@ def evaluator(client: redis.Redis, prefix: str, prod: Production, references: ob
                            reference=choice or ReferenceChoice())],
         windows=WindowReader(store), references=references,  # type: ignore[arg-type]
         publishers=[Sink()], owner=Owner.static(client, prefix, holder=prefix),
-        housekeeping=Compactor(store, TierStore(client, prefix=store.prefix, topic=store.topic),
-                               hourly_ms=hourly_ms) if compact else None)
+        housekeeping=Compactor(store, TierStore(client, prefix=store.prefix, topic=store.topic,
+                                                hourly_ms=hourly_ms)) if compact else None)
 
 
 def fired(alerts: Sequence[Alert]) -> set[str | None]:

@@ -17,7 +17,7 @@ from streams.compaction import Compactor, ModelSpan
 from streams.core import Checkpoint
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
-from streams.tiers import DAY_MS, Record, TierStore
+from streams.tiers import BACKSTOP_MS, DAY_MS, HOUR_MS, Record, TierStore
 from streams.windows import Counters, WindowKey
 from tests.streamutil import T0
 
@@ -71,8 +71,8 @@ def rows_in(reader: WindowReader, measure: int) -> int:
 
 def compactor(w: Workers, prefix: str, **kw: int) -> tuple[Compactor, Fence, int]:
     fence = Fence(w.client, prefix)
-    tiers = TierStore(w.client, prefix=prefix, topic="t")
-    return Compactor(w.store, tiers, **kw), fence, fence.next_token(0, "test")
+    tiers = TierStore(w.client, prefix=prefix, topic="t", **kw)
+    return Compactor(w.store, tiers), fence, fence.next_token(0, "test")
 
 
 def test_closed_windows_are_compacted_once_and_measured_the_same(redis_url: str,
@@ -190,6 +190,12 @@ def test_tiers_roll_up_by_event_time_and_keep_every_row(redis_url: str, key_pref
     # every row is in exactly one record or partition blob
     everything = WindowReader(w.store).measurement("m", 10 * DAY_MS)
     assert everything is not None and everything.versions["1"].rows == sum(w.rows.values())
+    # the wall-clock backstop outlives each tier's keep setting (a 7-day TTL once dropped
+    # daily records kept for 90 days, and hourly ones kept 8 days before their roll-up)
+    lives = {"w": SPAN.keep_ms + HOUR_MS, "h": DAY_MS + HOUR_MS, "d": 3 * DAY_MS + DAY_MS}
+    for r in records:
+        ttl = int(w.client.pttl(tiers.blob_key("m", r)))  # type: ignore[arg-type]
+        assert lives[r.tier] + BACKSTOP_MS - 60_000 < ttl <= lives[r.tier] + BACKSTOP_MS, r
     # a day later (event time) the oldest daily record expires
     for p in range(2):
         w.write(p, [wmark + DAY_MS], wmark + 2 * DAY_MS, rows=10)
