@@ -120,6 +120,8 @@ def timestamp_ms(ts: str | float | None, kafka_timestamp_ms: int) -> int:
     else:
         if not math.isfinite(ts):
             raise InvalidEvent("bad_ts", "ts is not finite")
+        if not _MIN_TS_MS <= ts * 1000 <= _MAX_TS_MS:  # (before round(): 1e308 * 1000 is inf)
+            raise InvalidEvent("bad_ts", f"ts {ts:.6g} s is outside 1970..9999")
         ms = round(ts * 1000)
     if not _MIN_TS_MS <= ms <= _MAX_TS_MS:
         raise InvalidEvent("bad_ts", f"ts {ms} ms is outside 1970..9999")

@@ -89,7 +89,8 @@ def test_event_time(ts: object, ms: int) -> None:
     assert event_time_ms(ev, 42) == ms
 
 
-@pytest.mark.parametrize("ts", ["yesterday", "2026-11-23T08:00:00", -5.0, 1e15, "99999-01-01"])
+@pytest.mark.parametrize("ts", ["yesterday", "2026-11-23T08:00:00", -5.0, 1e15, "99999-01-01",
+                                1e308, -1e308, 1.7e305])
 def test_bad_ts(ts: object) -> None:
     ev = decode_event(enc({**GOOD, "ts": ts}))
     with pytest.raises(InvalidEvent) as info:

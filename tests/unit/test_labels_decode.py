@@ -84,6 +84,7 @@ def test_missing_fields(missing: str) -> None:
     ({"model": "b", "id": "a", "label": 1, "ts": "yesterday"}, "bad_ts"),
     ({"model": "b", "id": "a", "label": 1, "ts": "2026-11-23T08:00:00"}, "bad_ts"),  # no offset
     ({"model": "b", "id": "a", "label": 1, "ts": -5}, "bad_ts"),
+    ({"model": "b", "id": "a", "label": 1, "ts": 1e308}, "bad_ts"),  # once an OverflowError
     ({"model": "b", "id": "a", "label": 1, "ts": 1e15}, "bad_ts"),  # after year 9999
     ({"model": "nope", "id": "a", "label": 1}, "unknown_model"),
 ])
