@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,27 @@ def with_rosters(catalog: ModelCatalog, reference_of: Callable[[str], Reference 
             filled[column] = found
         models[name] = dataclasses.replace(spec, segments=filled)
     return dataclasses.replace(catalog, models=models)
+
+
+def with_reference_types(catalog: ModelCatalog, names: Iterable[str],
+                         reference_of: Callable[[str], Reference | None]) -> ModelCatalog:
+    """Declare each model's column types as its default reference has them (types given
+    in the models file win), so a window's column is typed like the reference from its
+    first event on: one odd value arriving first counts as a mismatch instead of typing
+    the column, and windows merge the same in any order (finding #9.3)."""
+    models = dict(catalog.models)
+    declared = dict(catalog.declared)
+    for name in names:
+        ref = reference_of(name)
+        if ref is None:
+            continue
+        types = ref.profile.types_known()
+        spec = models.get(name)
+        if spec is not None:
+            models[name] = dataclasses.replace(spec, types={**types, **spec.types})
+        elif catalog.accept_unknown:
+            declared[name] = types
+    return dataclasses.replace(catalog, models=models, declared=declared)
 
 
 PERFORMANCE_KEYS = frozenset(

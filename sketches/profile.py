@@ -101,8 +101,11 @@ class DatasetProfile:
         """Fold ``other`` in (in place). Order independent within the sketches' bounds.
 
         Columns known to one side only count the other side's rows as missing. If the
-        two sides inferred different types, this side's type wins and the other side's
-        values count as mismatches (pass ``types`` to both to avoid that).
+        two sides have different types, a type declared on this side (``types``) wins;
+        otherwise the side with more values of its type does (ties: by type name), so
+        which window came first does not decide. The loser's values count as mismatches.
+        Declared types (the worker declares the reference's) make a merge of any number
+        of windows order independent; inferred ones only pairwise.
         """
         for name, theirs in other._columns.items():
             mine = self._columns.get(name)
@@ -113,6 +116,13 @@ class DatasetProfile:
                 missing = mine.missing
                 mine = theirs.copy()
                 mine.add_missing(missing)
+            elif (type(mine) is not type(theirs) and not isinstance(theirs, NullProfile)
+                  and name not in self._types
+                  and (theirs.count, theirs.column_type.value)
+                  > (mine.count, mine.column_type.value)):
+                taken = theirs.copy()
+                taken.merge(mine)
+                mine = taken
             else:
                 mine.merge(theirs)
             self._columns[name] = mine

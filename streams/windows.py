@@ -106,12 +106,15 @@ class ModelCatalog:
     With ``models`` empty and ``accept_unknown`` true (the default when no models file is
     given) every valid model name is accepted with ``default`` windowing; otherwise an
     event naming a model not listed goes to the DLQ with reason ``unknown_model``.
+    ``declared``: column types of models not listed (from their references), so their
+    windows are typed like the reference rather than by the first value seen.
     """
 
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
     accept_unknown: bool = True
     default_window_ms: int = DEFAULT_WINDOW_MS
     default_retention_ms: int = DEFAULT_RETENTION_MS
+    declared: Mapping[str, Mapping[str, ColumnType]] = field(default_factory=dict)
 
     _defaults: dict[str, ModelSpec] = field(default_factory=dict, compare=False, repr=False)
 
@@ -120,7 +123,8 @@ class ModelCatalog:
         if spec is None and self.accept_unknown:
             spec = self._defaults.get(name)
             if spec is None:
-                spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms)
+                spec = ModelSpec(name, self.default_window_ms, self.default_retention_ms,
+                                 types=self.declared.get(name, {}))
                 if len(self._defaults) < _MAX_CACHED_SPECS:  # names come from payloads
                     self._defaults[name] = spec
         return spec

@@ -19,10 +19,16 @@ from driftline.commands.common import (
     kafka_connection,
     redis_connection,
 )
-from driftline.models import load_catalog, parse_duration_ms, with_rosters
+from driftline.models import (
+    load_catalog,
+    parse_duration_ms,
+    with_reference_types,
+    with_rosters,
+)
 from driftline.monitor import Monitor, MonitorSettings
 from driftline.options import add_option, duration
 from sketches.errors import ConfigError
+from sketches.reference import Reference
 from sketches.store import ReferenceStore
 from streams.health import WorkerHealth
 from streams.redis_client import connect_redis
@@ -199,15 +205,23 @@ class _HealthBox:
         return self.value
 
 
-def segment_rosters(catalog: ModelCatalog, settings: WorkerSettings) -> ModelCatalog:
-    """The models' segment rosters not given in the models file, from their references
-    (read once at start: a new reference's roster takes effect at the next restart)."""
-    if not any(spec.segments for spec in catalog.models.values()):
-        return catalog
+def from_references(catalog: ModelCatalog, settings: WorkerSettings) -> ModelCatalog:
+    """The models' column types and the segment rosters not given in the models file,
+    from their default references (read once at start: a reference put later takes
+    effect at the next restart; until then its model's columns are typed by value)."""
     client = connect_redis(settings.redis_connection, socket_timeout=10)
     try:
-        refs = ReferenceStore(client, settings.key_prefix)
-        return with_rosters(catalog, refs.get)
+        refs = ReferenceStore(client, settings.key_prefix, chunks=lambda _model: False)
+        read: dict[str, Reference | None] = {}
+
+        def reference_of(model: str) -> Reference | None:
+            if model not in read:
+                read[model] = refs.get(model)
+            return read[model]
+
+        names = set(catalog.models) | (refs.models() if catalog.accept_unknown else set())
+        catalog = with_reference_types(catalog, sorted(names), reference_of)
+        return with_rosters(catalog, reference_of)
     finally:
         client.close()
 
@@ -222,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                           ", DRIFTLINE_KAFKA_*): use --engine confluent")
     check_redis_access(settings.redis_connection)
     check_kafka(settings.kafka_connection)
-    catalog = segment_rosters(catalog, settings)
+    catalog = from_references(catalog, settings)
     health = _HealthBox()
     monitor = monitor_from_args(args, health)  # validates the alerting config first
     monitor.start()

@@ -17,7 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
+from confluent_kafka import Producer
 
+from streams.reader import WindowReader
+from streams.state import RedisStateStore
 from tests.e2e.support import CLI, MODEL, cli, prepare_model
 from tests.streamutil import Worker
 
@@ -60,6 +64,14 @@ def test_drift_fires_then_resolves_read_by_kcat(
         tmp_path / "worker.log",
     )
     try:
+        # a string first in each partition's first window: typed by the reference (numeric)
+        # it is one mismatch, not the column's type for the window (#9 finding 3)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        for p in (0, 1):
+            producer.produce(events, json.dumps(
+                {"model": MODEL, "ts": time.time(), "features": {"income": "oops"},
+                 "prediction": 0.5}).encode(), partition=p)
+        assert producer.flush(30) == 0
         started = time.time()
         sim = subprocess.run(
             [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
@@ -80,6 +92,10 @@ def test_drift_fires_then_resolves_read_by_kcat(
             time.sleep(2)
         assert worker.alive(), worker.tail()
         status = cli("status", *common, "--model", MODEL)
+        client = redis.Redis.from_url(redis_url)
+        stored = WindowReader(RedisStateStore(client, prefix=key_prefix, topic=events,
+                                              horizon_ms=3_600_000)).measurement(MODEL, 600_000)
+        client.close()
         port = re.search(r"http endpoint on port (\d+)", worker.tail())
         assert port, worker.tail()
         with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=5) as r:
@@ -102,6 +118,10 @@ def test_drift_fires_then_resolves_read_by_kcat(
     assert first_fire_ms / 1000 - drift_began <= WINDOW_S + 5, (first_fire_ms, drift_began)
     assert all(a["kind"] == "drift" and a["model"] == MODEL for a in income)
     assert MODEL in status
+    assert stored is not None
+    cols = [v.columns["income"] for v in stored.versions.values()]
+    assert {c.column_type.value for c in cols} == {"numeric"}
+    assert sum(c.mismatched for c in cols) == 2
     ok = re.search(r'driftline_events_total\{model="credit-risk",outcome="ok"\} (\S+)', metrics)
     assert ok and float(ok.group(1)) >= 2000 * RUN_S * 0.9, metrics
     assert re.search(r'driftline_drift\{column="income",metric="psi",model="credit-risk"\}',
