@@ -1,7 +1,10 @@
 """Shared fixtures: the real stack (Kafka + Redis), a fresh topic and key prefix per test.
 
 The stack is the project's own (`driftline/stack/stack.sh up`, started here when it is
-not running) unless ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` name one you bring.
+not running) unless ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` name one you bring. A test that
+needs a Redis Cluster takes ``cluster_url`` (three real redis-servers, started once per
+session), or runs on both with ``@pytest.mark.parametrize("redis_target", ["single",
+"cluster"], indirect=True)``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.cluster import RedisTarget, redis_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "driftline" / "stack" / "stack.sh"
@@ -52,7 +57,7 @@ def redis_url(stack: dict[str, str]) -> str:
 @pytest.fixture()
 def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     """Create fresh uuid-named topics; they are deleted after the test."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created: list[str] = []
@@ -76,17 +81,33 @@ def topic(make_topic: Callable[..., str]) -> str:
     return make_topic(3)
 
 
-@pytest.fixture()
-def key_prefix(redis_url: str) -> Iterator[str]:
-    """A fresh Redis key prefix; every key under it is deleted after the test."""
-    import redis
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A node's URL of a 3-master Redis Cluster started for this session."""
+    with redis_cluster() as url:
+        yield url
 
+
+@pytest.fixture()
+def redis_target(request: pytest.FixtureRequest, redis_url: str) -> RedisTarget:
+    """The stack's Redis, or (``indirect`` parameter ``"cluster"``) the session's cluster."""
+    kind = getattr(request, "param", "single")
+    if kind == "cluster":
+        return RedisTarget(request.getfixturevalue("cluster_url"), cluster=True)
+    assert kind == "single", kind
+    return RedisTarget(redis_url)
+
+
+@pytest.fixture()
+def key_prefix(redis_target: RedisTarget) -> Iterator[str]:
+    """A fresh Redis key prefix; every key under it is deleted after the test."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
+    client = redis_target.client()
     try:
+        # keys may carry a hash tag after the prefix: match both `prefix:` and `prefix{`;
+        # on a cluster the scan visits every master and the delete is split by slot
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        # keys may carry a hash tag after the prefix: match both `prefix:` and `prefix{`.
         if keys:
             client.delete(*keys)
     finally:

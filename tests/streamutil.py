@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from sketches.profile import DatasetProfile
 from streams.state import RedisStateStore
+from tests.integration.cluster import RedisTarget
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_795_420_800_000  # 2026-11-23T08:00Z, a multiple of 5 minutes
@@ -160,9 +161,10 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
         c.close()
 
 
-def store_for(redis_url: str, prefix: str, topic: str) -> RedisStateStore:
-    return RedisStateStore(redis.Redis.from_url(redis_url), prefix=prefix, topic=topic,
-                           horizon_ms=3_600_000)
+def store_for(redis_url: str | RedisTarget, prefix: str, topic: str) -> RedisStateStore:
+    """The worker's state store as a reader sees it (``RedisTarget``: single or cluster)."""
+    target = redis_url if isinstance(redis_url, RedisTarget) else RedisTarget(redis_url)
+    return RedisStateStore(target.client(), prefix=prefix, topic=topic, horizon_ms=3_600_000)
 
 
 def applied(store: RedisStateStore, partitions: int) -> dict[int, int]:
@@ -217,10 +219,11 @@ def assert_exact(store: RedisStateStore, exp: Expected) -> None:
         assert n + missing[(model, version, start, name)] == rows[(model, version, start)]
 
 
-def worker_cmd(bootstrap: str, redis_url: str, topic: str, prefix: str, group: str,
-               *extra: str) -> list[str]:
+def worker_cmd(bootstrap: str, redis_url: str | RedisTarget, topic: str, prefix: str,
+               group: str, *extra: str) -> list[str]:
+    target = redis_url if isinstance(redis_url, RedisTarget) else RedisTarget(redis_url)
     return [sys.executable, "-m", "driftline.cli", "-v", "worker", "--kafka-bootstrap", bootstrap,
-            "--redis-url", redis_url, "--topic", topic, "--dlq-topic", f"{topic}.dlq",
+            *target.flags, "--topic", topic, "--dlq-topic", f"{topic}.dlq",
             "--group", group, "--key-prefix", prefix, "--session-timeout-ms", "6000",
             "--checkpoint-interval", "500ms", "--checkpoint-records", "20000",
             "--http-port", "0", "--evaluator-shards", "2",

@@ -1,89 +1,39 @@
 """driftline on a real Redis Cluster (three redis-server masters, slots spread by
-``redis-cli --cluster create``): reference CLI, worker, evaluator (alerts), compaction and
-`status` run unchanged with ``--redis-cluster``, and the stored windows hold every event."""
+``redis-cli --cluster create``; the session's ``cluster_url``): reference CLI, worker,
+evaluator (alerts), compaction and `status` run unchanged with ``--redis-cluster``, the
+stored windows hold every event, and each partition's keys — each model's alert keys —
+sit in one hash slot (``CLUSTER KEYSLOT``), so the atomic scripts never cross slots.
+The exactness and kill -9 runs on the cluster are in ``test_stream_exact.py``."""
 
 from __future__ import annotations
 
 import json
-import random
 import re
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 from confluent_kafka import Consumer
 
+from alerts.keys import AlertKeys
 from streams.reader import WindowReader
 from streams.redis_client import RedisConnection, connect_redis
 from streams.state import RedisStateStore
 from tests.e2e.support import CLI, MODEL, prepare_model
+from tests.integration.cluster import RedisTarget, slots_by_group
 from tests.streamutil import Worker, worker_cmd
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    """A port that is free together with its cluster bus port (port + 10000)."""
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20_000, 30_000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10_000))
-            return port
-        except OSError:
-            continue
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    """Three cluster-enabled redis-servers joined into one cluster; a node's URL."""
-    workdir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
-    ports: list[int] = []
-    while len(ports) < 3:
-        if (port := free_port()) not in ports:
-            ports.append(port)
-    procs = [subprocess.Popen(
-        ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-         "--cluster-config-file", f"nodes-{p}.conf", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for p in ports]
-    try:
-        for p in ports:
-            client = redis.Redis(port=p)
-            for _ in range(100):
-                try:
-                    client.ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.1)
-        made = subprocess.run(["redis-cli", "--cluster", "create",
-                               *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
-                               "--cluster-yes"], capture_output=True, text=True, timeout=60)
-        assert made.returncode == 0, made.stdout + made.stderr
-        deadline = time.monotonic() + 30
-        while redis.Redis(port=ports[0]).cluster("info")["cluster_state"] != "ok":
-            assert time.monotonic() < deadline, "cluster never became ok"
-            time.sleep(0.2)
-        yield f"redis://127.0.0.1:{ports[0]}/0"
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(30)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def test_worker_evaluator_and_cli_on_a_redis_cluster(cluster_url: str, kafka_bootstrap: str,
-                                                     make_topic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_worker_evaluator_and_cli_on_a_redis_cluster(
+    cluster_url: str, kafka_bootstrap: str, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
     prefix = f"c-{uuid.uuid4().hex[:8]}"
     events = make_topic(3, prefix="pred")
     alerts = make_topic(1, prefix="alerts")
@@ -91,8 +41,9 @@ def test_worker_evaluator_and_cli_on_a_redis_cluster(cluster_url: str, kafka_boo
     common = ["--redis-url", cluster_url, "--redis-cluster", "--key-prefix", prefix]
     models = prepare_model(tmp_path, common)
     worker = Worker(
-        [*worker_cmd(kafka_bootstrap, cluster_url, events, prefix, f"g-{events}"),
-         "--redis-cluster", "--models-config", str(models), "--alerts-topic", alerts,
+        [*worker_cmd(kafka_bootstrap, RedisTarget(cluster_url, cluster=True), events, prefix,
+                     f"g-{events}"),
+         "--models-config", str(models), "--alerts-topic", alerts,
          "--evaluate-interval", "1s", "--evaluator-sweep", "2s"],
         tmp_path / "worker.log")
     client = connect_redis(RedisConnection(cluster_url, cluster=True))
@@ -116,7 +67,7 @@ def test_worker_evaluator_and_cli_on_a_redis_cluster(cluster_url: str, kafka_boo
         while time.monotonic() < deadline:
             for m in consumer.consume(100, timeout=0.5):
                 if not m.error():
-                    fired.append(json.loads(m.value()))
+                    fired.append(json.loads(cast(bytes, m.value())))
             ok = sum(store.read(p, min_start_ms=1 << 62).counters.ok.get(MODEL, 0)
                      for p in store.stored_partitions())
             if any(a["column"] == "income" and a["state"] == "firing" for a in fired) and (
@@ -134,9 +85,31 @@ def test_worker_evaluator_and_cli_on_a_redis_cluster(cluster_url: str, kafka_boo
                                 capture_output=True, text=True, timeout=60)
         assert MODEL in status.stdout, status.stderr
         # the keys are spread over the masters: the cluster really routed the scripts
-        primaries = client.get_primaries()  # type: ignore[attr-defined]
-        holding = [n for n in primaries if client.execute_command("DBSIZE", target_nodes=n)]
+        nodes = cast(redis.RedisCluster, client)
+        primaries = nodes.get_primaries()  # type: ignore[no-untyped-call]
+        holding = [n for n in primaries if nodes.dbsize(target_nodes=n)]
         assert len(primaries) == 3 and len(holding) >= 2
+        _assert_one_slot_each(client, store, AlertKeys(prefix))
     finally:
         assert worker.stop() == 0, worker.tail()
         client.close()
+
+
+def _assert_one_slot_each(client: redis.Redis, store: RedisStateStore, alerts: AlertKeys) -> None:
+    """Every key the worker wrote for a partition (named ``<topic>:p<n>``: meta with the
+    applied offset, window index, written generations, window blobs, whatever comes
+    next) maps to one slot by ``CLUSTER KEYSLOT``; so does every alert key of a model."""
+    keys = list(client.scan_iter(match=f"{store.prefix}*", count=1000))
+    parts = slots_by_group(client, keys, rf"{re.escape(store.topic)}:p(\d+)(?!\d)")
+    assert sorted(map(int, parts)) == store.stored_partitions(), parts
+    for p, slots in parts.items():
+        n = int(p)
+        assert {store.meta_key(n), store.index_key(n), store.written_key(n)} <= slots.keys()
+        assert any(":w:" in k for k in slots), slots  # at least the still-open window
+        assert len(set(slots.values())) == 1, (p, slots)
+    models = slots_by_group(client, keys, re.escape(f"{alerts.prefix}:alerts:{alerts.prefix}:")
+                            + r"(.+):[^:]+$")
+    mine = models.get(MODEL, {})  # (also the operational alert's model, `_driftline`)
+    assert {alerts.tracks(MODEL), alerts.result(MODEL), alerts.fence(MODEL)} <= mine.keys(), mine
+    for model, slots in models.items():
+        assert len(set(slots.values())) == 1, (model, slots)

@@ -1,5 +1,6 @@
 """The confluent runner end to end (real Kafka, Redis, `driftline worker` processes):
-exact per-window counts, through kill -9 restarts and rebalances."""
+exact per-window counts, through kill -9 restarts and rebalances — on one Redis and on a
+3-master Redis Cluster (``--redis-cluster``; the faust engine runs on one Redis only)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.cluster import RedisTarget
 from tests.streamutil import (
     HOSTILE_START,
     Worker,
@@ -29,18 +31,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("engine", ["confluent", "faust"])
+@pytest.mark.parametrize(("engine", "redis_target"),
+                         [("confluent", "single"), ("faust", "single"), ("confluent", "cluster")],
+                         indirect=["redis_target"])
 def test_200k_events_four_partitions_exact(
-    engine: str, kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str],
-    key_prefix: str, tmp_path: Path,
+    engine: str, kafka_bootstrap: str, redis_target: RedisTarget,
+    make_topic: Callable[..., str], key_prefix: str, tmp_path: Path,
 ) -> None:
     topic = make_topic(4)
     values, exp = make_events(200_000, seed=1)
     produce(kafka_bootstrap, topic, values, 4)
     ends = end_offsets(kafka_bootstrap, topic, 4)
     assert sum(ends.values()) == 200_000
-    store = store_for(redis_url, key_prefix, topic)
-    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+    store = store_for(redis_target, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_target, topic, key_prefix, f"g-{uuid.uuid4().hex}",
                           "--engine", engine), tmp_path / "worker.log")
     try:
         if engine == "confluent":
@@ -63,9 +67,10 @@ def _alive(w: Worker) -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("redis_target", ["single", "cluster"], indirect=True)
 def test_kill9_restarts_exact(
-    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
-    tmp_path: Path,
+    kafka_bootstrap: str, redis_target: RedisTarget, make_topic: Callable[..., str],
+    key_prefix: str, tmp_path: Path,
 ) -> None:
     topic = make_topic(4)
     values, exp = make_events(500_000, seed=2)
@@ -75,9 +80,9 @@ def test_kill9_restarts_exact(
         part = poison[k * 60:(k + 1) * 60]
         produce(kafka_bootstrap, topic, part, 4, start=HOSTILE_START + k * 60)
     ends = end_offsets(kafka_bootstrap, topic, 4)
-    store = store_for(redis_url, key_prefix, topic)
+    store = store_for(redis_target, key_prefix, topic)
     group = f"g-{uuid.uuid4().hex}"
-    cmd = worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group,
+    cmd = worker_cmd(kafka_bootstrap, redis_target, topic, key_prefix, group,
                      "--instance-id", "kill-test", "--checkpoint-records", "7000")
     rnd = random.Random(5)
     progress: list[int] = []
