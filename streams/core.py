@@ -12,12 +12,12 @@ Independent of any Kafka library, Redis and the clock; both runners (confluent-k
     proc.flushed(cp)                        # then commit Kafka offset cp.applied_offset + 1
     proc.revoke(p)                          # on revocation, after a final checkpoint
 
-Guarantees: records at or below the partition's applied offset are skipped (replays
-count nothing twice); watermarks (per partition *and model*) and lateness are decided
-record by record in offset order and stored with the offset, so batching changes
-nothing; one model's clock never moves another's windows; an event further than
-``max_future_ms`` ahead of its Kafka timestamp is ``bad_ts``. Accepted predictions with an
-``id`` of models that take labels ride along in the checkpoint for the label join.
+Guarantees: records at or below the applied offset are skipped (replays count nothing
+twice); watermarks (per partition *and model*) and lateness are decided record by record
+in offset order and stored with the offset, so batching changes nothing; one model's clock
+never moves another's windows; an event further than ``max_future_ms`` ahead of its Kafka
+timestamp is ``bad_ts``. Predictions with an ``id`` of labelled models ride along for the
+label join.
 
 Nothing in a payload makes :meth:`Processor.process` raise: bad records are rejected with
 a reason, values a sketch cannot take are type mismatches, names beyond the
@@ -325,16 +325,16 @@ class Processor:
             return
         implicit = sum(1 for m in st.watermarks if m not in self.catalog.models)
         if implicit >= self.limits.models:
-            raise InvalidEvent(
-                "limit", f"partition already holds {implicit} models not in the models file "
-                f"(limit {self.limits.models}); list {model!r} in the models file"
-            )
+            raise InvalidEvent("limit", f"partition already holds {implicit} models not in the "
+                               f"models file (limit {self.limits.models}); list {model!r} there")
 
     def _admit_columns(self, st: _Partition, key: WindowKey, ev: Event) -> None:
-        """Reject an event that would take its window past the column limit."""
+        """Reject an event that would take its window past the column or version limit."""
         known = st.columns.get(key)
         if known is None:
             profile = st.windows.get(key)
+            if profile is None:  # a new window: of a version beyond the limit?
+                self.limits.admit_version(key, (*st.windows, *st.columns))
             known = st.columns[key] = set(profile.columns) if profile is not None else set()
         names: Set[str] = ev.features.keys()
         pred = ev.prediction

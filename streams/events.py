@@ -33,7 +33,7 @@ REASONS: Final = (
     "invalid_value",  # right type, value outside the contract (e.g. model name pattern)
     "bad_ts",  # ts not RFC 3339 / epoch seconds, or out of range
     "unknown_model",  # decoded fine, but the model is not configured
-    "limit",  # a model or column beyond the worker's limits (--max-models, --max-columns)
+    "limit",  # a model, column or version beyond the worker's limits (--max-models, ...)
 )
 
 ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_PATTERN)]

@@ -5,12 +5,13 @@ Pure data and arithmetic; no Kafka, no Redis, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sketches.segments import segment_of, segment_version
+from sketches.segments import SEP, segment_of, segment_version
 from sketches.types import ColumnType
+from streams.events import InvalidEvent
 
 MINUTE_MS = 60_000
 DEFAULT_WINDOW_MS = 5 * MINUTE_MS
@@ -81,6 +82,7 @@ class ModelSpec:
 
 
 DEFAULT_MAX_MODELS = 100
+DEFAULT_MAX_VERSIONS = 20
 DEFAULT_MAX_COLUMNS = 1000
 
 
@@ -89,14 +91,25 @@ class Limits:
     """Bounds on names taken from payloads, so no producer can grow state or metrics
     without end. ``models``: models a partition accepts that are not in the models file
     (listed models are always accepted). ``columns``: columns in one window of a model
-    (features + prediction columns). Events beyond either are rejected with ``limit``."""
+    (features + prediction columns). ``versions``: versions of one model with open
+    windows in a partition (segment windows not counted: their roster bounds them).
+    Events beyond any of them are rejected with ``limit``."""
 
     models: int = DEFAULT_MAX_MODELS
     columns: int = DEFAULT_MAX_COLUMNS
+    versions: int = DEFAULT_MAX_VERSIONS
 
     def __post_init__(self) -> None:
-        if self.models < 1 or self.columns < 1:
+        if self.models < 1 or self.columns < 1 or self.versions < 1:
             raise ValueError("limits must be >= 1")
+
+    def admit_version(self, key: WindowKey, open_keys: Iterable[WindowKey]) -> None:
+        """Reject (``limit``) a new window of a version beyond the model's limit, counted
+        over the partition's ``open_keys``."""
+        versions = {k.version for k in open_keys if k.model == key.model and SEP not in k.version}
+        if key.version not in versions and len(versions) >= self.versions:
+            raise InvalidEvent("limit", f"model {key.model!r} has {len(versions)} versions "
+                               f"with open windows (limit {self.versions})")
 
 
 @dataclass(frozen=True, slots=True)

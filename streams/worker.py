@@ -29,7 +29,13 @@ from streams.produce import producer_config as base_producer_config
 from streams.redis_client import RedisConnection, connect_redis
 from streams.runner import ConfluentRunner, RunnerConfig, consumer_config, producer_config
 from streams.state import DEFAULT_WINDOW_TTL_MS, RedisStateStore
-from streams.windows import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_MODELS, Limits, ModelCatalog
+from streams.windows import (
+    DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_MODELS,
+    DEFAULT_MAX_VERSIONS,
+    Limits,
+    ModelCatalog,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class WorkerSettings:
     max_future_ms: int = DEFAULT_MAX_FUTURE_MS
     max_models: int = DEFAULT_MAX_MODELS
     max_columns: int = DEFAULT_MAX_COLUMNS
+    max_versions: int = DEFAULT_MAX_VERSIONS
     on_state_loss: str = "rebuild"
     labels_topic: str = "labels"
     labels_dlq_topic: str = "labels.dlq"
@@ -76,7 +83,8 @@ class WorkerSettings:
 def build_processor(settings: WorkerSettings, catalog: ModelCatalog) -> Processor:
     return Processor(catalog, max_event_bytes=settings.max_event_bytes,
                      max_future_ms=settings.max_future_ms,
-                     limits=Limits(models=settings.max_models, columns=settings.max_columns))
+                     limits=Limits(models=settings.max_models, columns=settings.max_columns,
+                                   versions=settings.max_versions))
 
 
 def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateStore:

@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "more go to the DLQ (limit)", default=100, type=int)
     add_option(p, "--max-columns", help="columns per model window; events adding more go to "
                "the DLQ (limit)", default=1000, type=int)
+    add_option(p, "--max-versions", help="versions of one model with open windows in a "
+               "partition; events of more go to the DLQ (limit)", default=20, type=int)
     add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
                default=False, type=bool)
     add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
@@ -134,6 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_future_ms=parse_duration_ms(args.max_future_skew, "--max-future-skew"),
         max_models=_positive(args.max_models, "--max-models"),
         max_columns=_positive(args.max_columns, "--max-columns"),
+        max_versions=_positive(args.max_versions, "--max-versions"),
         on_state_loss=args.on_state_loss,
         labels_topic=args.labels_topic,
         labels_dlq_topic=args.labels_dlq_topic,

@@ -233,6 +233,27 @@ def test_columns_beyond_the_limit_are_rejected_with_reason_limit() -> None:
     assert windows[T0].rows == 3 and windows[T0 + 5 * MIN].rows == 1
 
 
+def test_versions_beyond_the_limit_are_rejected_and_a_closed_version_frees_its_place() -> None:
+    proc = Processor(catalog(), limits=Limits(versions=3))
+    proc.assign(PartitionSnapshot(0, epoch=1))
+    recs = [Record(0, i, 0, ev(T0 + i, version=f"v{i}")) for i in range(5)]
+    recs.append(Record(0, 5, 0, ev(T0 + 5 * MIN, version="v1")))  # a known version: new window
+    rejected = proc.process(recs)
+    assert [(r.reason, r.record.offset) for r in rejected] == [("limit", 3), ("limit", 4)]
+    assert "3 versions" in rejected[0].message
+    cp = proc.checkpoint(0)
+    assert cp is not None and {k.version for k in cp.windows} == {"v0", "v1", "v2"}
+    proc.flushed(cp)
+    # once the watermark closes the old windows (end + retention), only v1 is open: room
+    late = T0 + 5 * MIN + 15 * MIN
+    assert proc.process([Record(0, 6, 0, ev(late, version="v1"))]) == []
+    cp = proc.checkpoint(0)
+    assert cp is not None
+    proc.flushed(cp)
+    assert proc.process([Record(0, 7 + i, 0, ev(late + i, version=f"w{i}"))
+                         for i in range(2)]) == []
+
+
 def test_a_record_that_breaks_processing_is_rejected_not_raised(
         monkeypatch: pytest.MonkeyPatch) -> None:
     proc = proc_with(0)
