@@ -52,8 +52,8 @@ def events(cols: dict[str, list[object]], start_ms: int) -> list[bytes]:
 class Pipeline:
     """Events through the real processor and store, evaluated by the real evaluator."""
 
-    def __init__(self, client: redis.Redis, prefix: str, roster: frozenset[str]) -> None:
-        spec = ModelSpec("m", WINDOW_MS, 0, segments={"country": roster})
+    def __init__(self, client: redis.Redis, prefix: str, roster: frozenset[str] | None) -> None:
+        spec = ModelSpec("m", WINDOW_MS, 0, segments={} if roster is None else {"country": roster})
         self.proc = Processor(ModelCatalog({"m": spec}, accept_unknown=False))
         self.store = RedisStateStore(client, prefix=prefix, topic="t", horizon_ms=3_600_000)
         self.proc.assign(self.store.load(0))
