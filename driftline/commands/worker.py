@@ -19,6 +19,7 @@ from driftline.commands.common import (
     kafka_connection,
     redis_connection,
 )
+from driftline.evaluator_child import EvaluatorChild
 from driftline.models import (
     load_catalog,
     parse_duration_ms,
@@ -81,9 +82,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "partition; events of more go to the DLQ (limit)", default=20, type=int)
     add_option(p, "--redis-fsync", help="wait for Redis AOF fsync after each checkpoint",
                default=False, type=bool)
-    add_option(p, "--evaluate", help="take part in evaluation (one worker at a time holds "
-               "the evaluator lease); --no-evaluate when `driftline evaluator` runs apart",
-               default=True, type=bool)
+    add_option(p, "--evaluate", help="take part in evaluation: join the evaluator group "
+               "and evaluate the models of the shards Kafka assigns this process (every "
+               "evaluating process gets a share); --no-evaluate when `driftline evaluator` "
+               "runs apart", default=True, type=bool)
+    add_option(p, "--evaluator-process", help="evaluate in a child process the worker starts "
+               "(`driftline evaluator`, restarted if it dies; its HTTP endpoint on "
+               "--http-port + 1) instead of a thread beside ingest", default=False, type=bool)
     add_monitor_options(p)
     p.set_defaults(func=run)
 
@@ -241,8 +246,12 @@ def run(args: argparse.Namespace) -> int:
     check_kafka(settings.kafka_connection)
     catalog = from_references(catalog, settings)
     health = _HealthBox()
-    monitor = monitor_from_args(args, health)  # validates the alerting config first
+    child = EvaluatorChild(args) if args.evaluate and args.evaluator_process else None
+    # (validates the alerting config first)
+    monitor = monitor_from_args(args, health, evaluate=False if child else None)
     monitor.start()
+    if child is not None:
+        child.start()
     try:
         if args.engine == "faust":
             try:
@@ -255,4 +264,6 @@ def run(args: argparse.Namespace) -> int:
 
         return run_confluent_worker(settings, catalog, on_health=health.set)
     finally:
+        if child is not None:
+            child.stop()
         monitor.stop()

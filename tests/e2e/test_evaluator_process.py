@@ -3,8 +3,12 @@ the worker only ingests, the evaluator alone publishes the drift alert (real sta
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,58 @@ def test_a_separate_evaluator_process_fires_the_alert(
     alert_line = f"alert {MODEL}/income/"
     assert alert_line in evaluator.log_path.read_text()  # published by the evaluator...
     assert alert_line not in worker.log_path.read_text()  # ...and never by the worker
+
+
+@pytest.mark.timeout(240)
+def test_the_worker_starts_its_evaluator_as_a_child_and_restarts_it(
+    kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """``worker --evaluator-process``: the alert comes from the child evaluator (not from a
+    thread of the ingest process); a kill -9 of the child starts another; stopping the
+    worker stops the child."""
+    events = make_topic(2, prefix="pred")
+    alerts = make_topic(1, prefix="alerts")
+    common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
+    models = prepare_model(tmp_path, common, 5)
+    worker = Worker(
+        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
+         "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
+         "--models-config", str(models), "--evaluator-process", "--checkpoint-interval",
+         "500ms", "--evaluate-interval", "1s", "--http-port", "0", "--evaluator-shards", "2",
+         "--evaluator-lease", "6s"], tmp_path / "worker.log")
+    children: list[int] = []
+    try:
+        worker.wait_log("evaluator process", timeout=60)
+        first = int(re.findall(r"evaluator process (\d+) started", worker.tail())[0])
+        os.kill(first, signal.SIGKILL)  # the child dies: the worker starts another
+        worker.wait_log("exited (code -9)", timeout=30)
+        deadline = time.time() + 30
+        while len(children) < 2:
+            assert time.time() < deadline and worker.alive(), worker.tail()
+            children = [int(p) for p in re.findall(r"evaluator process (\d+) started",
+                                                   worker.log_path.read_text())]
+            time.sleep(0.2)
+        assert len(children) == 2 and children[0] == first, worker.tail()
+        sim = subprocess.run(
+            [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
+             "--models", MODEL, "--rate", "2000", "--duration", "25s", "--seed", "3",
+             "--drift", "income:shift=1.5sd@8s", "--no-progress"],
+            capture_output=True, text=True, timeout=90)
+        assert sim.returncode == 0, sim.stderr
+        deadline = time.time() + 40
+        fired: list[dict[str, object]] = []
+        while not fired and time.time() < deadline:
+            fired = [a for a in kcat_alerts(kafka_bootstrap, alerts)
+                     if a["column"] == "income" and a["state"] == "firing"]
+            time.sleep(1)
+        assert worker.alive(), worker.tail()
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.tail()
+    assert fired, worker.tail()
+    per_id = Counter(a["id"] for a in fired)
+    assert set(per_id.values()) == {1}, fired  # one firing message per alert
+    # the worker's own monitor does not evaluate: the alert came from the child
+    assert f"alert {MODEL}/income/" in worker.log_path.read_text(), worker.tail()
+    with pytest.raises(ProcessLookupError):
+        os.kill(children[-1], 0)  # stopped with the worker
