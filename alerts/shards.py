@@ -233,7 +233,7 @@ class ShardGroup:
             self.positions[msg.partition()] = msg.offset() + 1
             try:
                 self.dirty.add(_NOTICE.decode(msg.value()).model)
-            except msgspec.DecodeError as exc:
+            except Exception as exc:  # whatever a bad notice raises (None, not msgpack...)
                 log.warning("notices: skipping an unreadable notice at %s/%d: %s",
                             msg.partition(), msg.offset(), exc)
 
