@@ -44,16 +44,22 @@ class KafkaAlertPublisher:
     Kafka clients itself. With ``commit`` (a sharded evaluator:
     :meth:`alerts.shards.ShardGroup.commit_into`) the producer is transactional and each
     ``publish`` is one transaction that also commits the notices consumed — refused, and
-    aborted, when the evaluator's group generation is over (a replaced evaluator).
+    aborted, when the evaluator's group generation is over (a replaced evaluator). A
+    *fatal* producer error (the transactional producer can never be used again: fenced by
+    its own transactional id, refused authorization, ...) makes ``renew`` build a new one
+    for the next publish, instead of failing every evaluation from then on.
     """
 
     def __init__(self, producer: Producer, topic: str = "alerts", timeout_s: float = 30.0,
-                 commit: Callable[[Producer, float], None] | None = None) -> None:
+                 commit: Callable[[Producer, float], None] | None = None,
+                 renew: Callable[[], Producer] | None = None) -> None:
         self._producer = producer
         self.topic = topic
         self._timeout_s = timeout_s
         self._commit = commit
+        self._renew = renew
         self._initialised = False
+        self.renewed = 0
 
     def publish(self, alerts: Sequence[Alert]) -> None:
         if self._commit is not None:
@@ -96,6 +102,11 @@ class KafkaAlertPublisher:
                     p.abort_transaction(self._timeout_s)
                 except KafkaException as abort_exc:
                     log.debug("abort after a failed alert transaction: %s", abort_exc)
+            elif self._renew is not None:
+                log.error("the alerts producer failed for good (%s): the next publish "
+                          "uses a new one", err)
+                self._producer, self._initialised = self._renew(), False
+                self.renewed += 1
             raise PublishError(f"alerts to {self.topic!r} not committed (aborted): {exc}") from exc
         for alert in alerts:
             log.info("alert %s %s: %s", alert.id, alert.state, alert.summary)

@@ -155,14 +155,18 @@ class Monitor:
         if settings.evaluate:
             self._group = self._shard_group()
             holder = f"{socket.gethostname()}-{os.getpid()}"
-            producer = Producer(producer_config(self._kafka, "alerts", **{
-                "transactional.id": f"driftline-evaluator-{settings.key_prefix}-"
-                                    f"{settings.topic}-{holder}",
-                # a crashed evaluator's open transaction blocks read_committed readers of
-                # the alerts topic until it times out: transactions last milliseconds
-                "transaction.timeout.ms": 10_000}))
-            self._alerts = KafkaAlertPublisher(producer, settings.alerts_topic,
-                                               commit=self._group.commit_into)
+
+            def alerts_producer() -> Producer:
+                return Producer(producer_config(self._kafka, "alerts", **{
+                    "transactional.id": f"driftline-evaluator-{settings.key_prefix}-"
+                                        f"{settings.topic}-{holder}",
+                    # a crashed evaluator's open transaction blocks read_committed readers
+                    # of the alerts topic until it times out: transactions last milliseconds
+                    "transaction.timeout.ms": 10_000}))
+
+            self._alerts = KafkaAlertPublisher(alerts_producer(), settings.alerts_topic,
+                                               commit=self._group.commit_into,
+                                               renew=alerts_producer)
             self._publishers.append(self._alerts)
             if settings.webhook_url:
                 self._webhook = WebhookNotifier(WebhookPublisher(settings.webhook_url).publish,

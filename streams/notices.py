@@ -42,13 +42,16 @@ def ensure_topic(admin: AdminClient, topic: str, partitions: int,
                  sleep: Callable[[float], None] = time.sleep) -> int:
     """Create ``topic`` with ``partitions`` partitions unless it exists; its partition count."""
     futures = admin.create_topics([NewTopic(topic, partitions, -1)], request_timeout=15)
+    refused: KafkaException | None = None
     try:
         futures[topic].result()
         log.info("created the notices topic %s with %d shards", topic, partitions)
     except KafkaException as exc:
+        # an existing topic is fine however the broker says no (already exists, or not
+        # authorized to create: a client without Create ACLs on a topic made beforehand)
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-    for attempt in range(_METADATA_ATTEMPTS):
+            refused = exc
+    for attempt in range(1 if refused else _METADATA_ATTEMPTS):
         meta = admin.list_topics(topic, timeout=15).topics[topic]
         # a topic just created may not be in the broker's metadata yet (KRaft propagates
         # it from the controller a moment later): wait for it rather than fail
@@ -57,7 +60,7 @@ def ensure_topic(admin: AdminClient, topic: str, partitions: int,
             break
         sleep(0.25)
     if meta.error is not None:
-        raise KafkaException(meta.error)
+        raise refused or KafkaException(meta.error)
     return len(meta.partitions)
 
 

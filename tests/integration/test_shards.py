@@ -10,7 +10,7 @@ import uuid
 import msgspec
 import pytest
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from alerts.shards import Fence, Notice, Owner, ShardGroup, shard_of
@@ -27,6 +27,10 @@ def test_notices_land_on_their_models_shard(kafka_bootstrap: str, make_topic) ->
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     assert ensure_topic(admin, topic, 5) == 5
     assert ensure_topic(admin, topic, 9) == 5  # exists: its partition count stands
+    assert ensure_topic(admin, topic, 0) == 5  # a refused create is fine when it exists
+    with pytest.raises(KafkaException) as refused:  # refused and absent: the broker's reason
+        ensure_topic(admin, f"{topic}-absent", 0)
+    assert refused.value.args[0].code() == KafkaError.INVALID_PARTITIONS
     sender = NoticeSender(Producer(producer_config(kafka_bootstrap, "alerts", **NOTICE_TUNING)),
                           topic)
     models = [f"model-{i}" for i in range(40)]
@@ -86,3 +90,38 @@ def test_two_evaluators_split_the_shards_and_take_over(kafka_bootstrap: str, mak
         assert token == b_tokens.get(s, token) or token > max(b_tokens.values())
     b.consumer.close()
     client.close()
+
+
+def test_a_fatally_failed_alerts_producer_is_replaced(kafka_bootstrap: str, make_topic) -> None:  # type: ignore[no-untyped-def]
+    """Fenced by its own transactional id (a fatal producer error), the alerts publisher
+    fails that publish and makes a new producer, so the next publish goes through instead
+    of every evaluation failing from then on."""
+    from alerts.publish import KafkaAlertPublisher, PublishError
+    from tests.integration.test_webhook import ALERT
+
+    topic = make_topic(1, prefix="alerts")
+    txid = f"tx-{topic}"
+
+    def producer() -> Producer:
+        return Producer(producer_config(kafka_bootstrap, "alerts", **{"transactional.id": txid}))
+
+    pub = KafkaAlertPublisher(producer(), topic, timeout_s=20,
+                              commit=lambda _p, _t: None, renew=producer)
+    pub.publish([ALERT])
+    usurper = producer()
+    usurper.init_transactions(20)  # the same id, a newer epoch: the first one is fenced
+    with pytest.raises(PublishError):
+        pub.publish([ALERT])
+    assert pub.renewed == 1
+    pub.publish([ALERT])  # the new producer fences the usurper in turn
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"g-{topic}",
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append(msg.key())
+    consumer.close()
+    assert got == [ALERT.id.encode()] * 2
