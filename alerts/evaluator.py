@@ -233,7 +233,7 @@ class Evaluator:
                              ) -> list[Alert]:
         """Operational alerts from the workers' incident notes (:mod:`alerts.operational`)."""
         tracks = self._tracks.load_one(operational.MODEL)
-        found = operational.checks(incidents.incidents(), now, self._topic)
+        found = operational.checks(incidents.incidents(), now, self._topic, tracks)
         emitted = operational.step_all(found, tracks, now, Policy())
         if emitted:
             self._send(emitted, operational.MODEL)

@@ -58,6 +58,9 @@ class Track(msgspec.Struct, frozen=True):
     since: float | None = None  # when the current pending/firing episode began
     last_sent: float | None = None
     resolved_at: float | None = None
+    count: int = 0
+    """For alerts that page on every new incident (operational ``state_reset``): how many
+    incidents the source had counted when this alert last looked (kept across episodes)."""
 
 
 def step(

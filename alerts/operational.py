@@ -6,10 +6,19 @@ Workers note incidents per partition in Redis (``streams.state.RedisStateStore
 machine as drift. Alert ids are ``_driftline/-/<metric>@partition=<p>`` (model
 ``_driftline``, no column, a ``partition`` segment, kind ``operational``):
 
-- ``state_reset`` — breached while the partition is being rebuilt from Kafka after its
-  state was found lost or foreign; resolves when the rebuild has caught up;
+- ``state_reset`` — fires on every new incident (the partition's incident ``count`` moved
+  past the one the alert's track last saw: state found lost or foreign, topic recreated),
+  however short the rebuild was — a rebuild that ends between two evaluations, or none at
+  all (``--on-state-loss resume``), still pages. It stays firing while the partition
+  rebuilds and for ``RESET_HOLD_S`` after the last incident it paged, then resolves; an
+  incident while it fires is sent again as a ``repeat`` with the new count;
 - ``offset_gap`` — breached for ``GAP_HOLD_S`` after records of the partition were found
   deleted by retention before they were processed; then resolves.
+
+The hold runs on the evaluator's clock (from the message it sent), so it does not depend
+on the workers' clocks; the incident's own stamp (``at``, the worker's clock) only keeps an
+incident older than ``NEWS_S`` that no track has seen (alert state lost, or written before
+tracks kept counts) from paging.
 """
 
 from __future__ import annotations
@@ -18,12 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from alerts.machine import Emit, Policy, Track, step
+import msgspec
+
+from alerts.machine import Emit, Policy, State, Track, step
 from alerts.message import Alert, Window, rfc3339
 
 MODEL = "_driftline"
 """The ``model`` of operational alerts that concern the pipeline, not a model."""
 GAP_HOLD_S = 600.0
+RESET_HOLD_S = 600.0
+NEWS_S = 86_400.0
 
 
 class IncidentSource(Protocol):
@@ -39,19 +52,31 @@ class OpsCheck:
     breached: bool
     value: float
     summary: str
+    count: int | None = None
+    """``state_reset``: the partition's incident count (kept in the alert's track)."""
+    new: bool = False
+    """``state_reset``: an incident the alert has not sent yet."""
 
 
-def checks(incidents: Mapping[int, Mapping[str, Any]], now: float, topic: str
-           ) -> list[OpsCheck]:
-    """One ``state_reset`` and, once a gap was seen, one ``offset_gap`` check per partition."""
+def checks(incidents: Mapping[int, Mapping[str, Any]], now: float, topic: str,
+           tracks: Mapping[str, Track] | None = None) -> list[OpsCheck]:
+    """One ``state_reset`` and, once a gap was seen, one ``offset_gap`` check per partition;
+    ``tracks``: the alerts' tracks (the incident counts already sent)."""
     out = []
     for p, note in sorted(incidents.items()):
         cause = str(note.get("cause", "unknown")).replace("_", " ")
         rebuilding = bool(note.get("rebuilding"))
+        count = int(note.get("count", 0))
+        track = (tracks or {}).get(ops_id("state_reset", p), Track())
+        new = count != track.count and (
+            track.count > 0 or now - float(note.get("at", 0.0)) < NEWS_S)
+        held = (track.state is State.FIRING and track.last_sent is not None
+                and now - track.last_sent < RESET_HOLD_S)
         out.append(OpsCheck(
-            p, "state_reset", rebuilding, float(note.get("count", 0)),
+            p, "state_reset", rebuilding or new or held, float(count),
             f"{topic} partition {p}: {cause}; rebuilding from Kafka" if rebuilding
-            else f"{topic} partition {p}: state rebuilt from Kafka after: {cause}"))
+            else f"{topic} partition {p}: state reset ({cause}), rebuilt from Kafka",
+            count=count, new=new))
         records = float(note.get("records", 0))
         if records:
             recent = now - float(note.get("gap_at", 0.0)) < GAP_HOLD_S
@@ -76,6 +101,10 @@ def step_all(
         aid = ops_id(c.metric, c.partition)
         old = tracks.get(aid, Track())
         new, emit = step(old, c.breached, now, policy)
+        if c.new and emit is None and new.state is State.FIRING:  # another incident: send it
+            new, emit = msgspec.structs.replace(new, last_sent=now), Emit.REPEAT
+        if c.count is not None:
+            new = msgspec.structs.replace(new, count=c.count)
         if new != Track():
             tracks[aid] = new
         else:

@@ -7,6 +7,8 @@ landed are returned, and only their offsets may then be committed to Kafka. A wr
 refused by fencing drops that partition (another worker owns it now). A write refused
 because Redis lost the partition's state drops the in-memory state too (it cannot be
 stored whole) and hands the partition to ``on_lost``, which rebuilds it from Kafka.
+Before any of that, ``same_topic`` may hold back the checkpoints of partitions whose topic
+was deleted and recreated under the worker (:meth:`streams.recovery.Recovery.same_topic`).
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ class Checkpointer:
         sleep: Callable[[float], None] = time.sleep,
         on_lost: Callable[[int, str, int], None] | None = None,
         join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
+        same_topic: Callable[[list[Checkpoint]], list[Checkpoint]] | None = None,
     ) -> None:
         """``on_lost(partition, cause, applied_offset)``: called after a write found the state
         lost (``applied_offset``: what the worker had applied); without one,
         :class:`StateLostError` propagates (the worker stops). ``join(partition, items)``:
         the label join's write (:meth:`streams.join.JoinStore.put`), made before each
         checkpoint that carries items — it skips what it already applied, so the replay
-        after a crash between the two is harmless."""
+        after a crash between the two is harmless. ``same_topic(checkpoints)``: those that
+        may be written (the others' topic was recreated; it has dealt with them)."""
         self.join = join
+        self.same_topic = same_topic
         self.topic = topic
         self.on_lost = on_lost
         self.dlq = dlq
@@ -72,6 +77,8 @@ class Checkpointer:
         """Checkpoint ``partitions``; the checkpoints now safe in Redis (commit those)."""
         started = self.clock()
         checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
+        if checkpoints and self.same_topic is not None:
+            checkpoints = self.same_topic(checkpoints)
         if not checkpoints:
             return []
         self.health.flush_started_at = started

@@ -13,7 +13,12 @@ mismatch between the two is resolved by reading Kafka again — never by skippin
   was lost while no worker ran: rebuilt the same way.
 - **another topic** (the stored topic id differs — deleted and recreated — or the stored
   position is beyond the partition's end): the old state is deleted, never merged, and
-  the partition is read from the start.
+  the partition is read from the start. A topic recreated under a *running* worker is
+  caught before each checkpoint write (:meth:`Recovery.same_topic` compares the topic's
+  current id with the one the partition's state was read from): librdkafka keeps
+  fetching at the old position in the new topic without any error when the new topic
+  already holds more records than that, so neither a rebalance nor an offset reset can
+  be waited for. What was read since the last checkpoint is dropped unwritten.
 - **a gap** (retention deleted records before they were processed; the consumer runs with
   ``auto.offset.reset=error`` so this is reported, not absorbed): the skipped offsets are
   counted per partition and logged at ERROR; reading resumes at the earliest retained.
@@ -35,7 +40,7 @@ from typing import Any, Final
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from sketches.retry import RetryPolicy
-from streams.core import PartitionSnapshot, Processor
+from streams.core import Checkpoint, PartitionSnapshot, Processor
 from streams.health import WorkerHealth
 from streams.state import RedisStateStore, StateLostError
 
@@ -149,17 +154,48 @@ class Recovery:
             log.error("topic=%s partition=%d: offsets %d..%d were deleted by retention before "
                       "they were processed (%d records lost); continuing at %d",
                       self.topic, partition, requested, low - 1, gap, low)
-            self._note(partition, "offset_gap", rebuilding=False, records=gap)
+            self._note(partition, None, rebuilding=partition in self.health.rebuilding,
+                       records=gap)
             self._reposition(partition, low)
             return
         self._incident(partition, "topic_recreated",
-                       f"offset {requested} is beyond the partition's end {high}: the topic "
-                       "was recreated or truncated; deleting the stored state")
+                       f"offset {requested} is not in the partition (offsets {low}..{high - 1}):"
+                       " the topic was recreated or truncated; deleting the stored state")
         self.processor.revoke(partition)
-        snap = self._call(partial(self.store.reset, partition), "reset")
-        self.processor.assign(dataclasses.replace(snap, topic_id=self.topic_id()))
-        self._mark_rebuilding(partition)
-        self._reposition(partition, OFFSET_BEGINNING)
+        self._restart(partition, self.topic_id())
+
+    def same_topic(self, checkpoints: list[Checkpoint], *, reposition: bool = True
+                   ) -> list[Checkpoint]:
+        """Before a write: the checkpoints whose records came from the topic incarnation
+        their state was built from. A partition whose topic id changed (deleted and
+        recreated while this worker read it) is dropped unwritten — it may hold records of
+        the new topic applied on top of the old state — and, with ``reposition``, its
+        stored state is deleted and the new topic read from its start; in a rebalance
+        (``reposition=False``) the next owner does that on assignment."""
+        if not any(cp.topic_id for cp in checkpoints):
+            return checkpoints
+        current = self.topic_id()
+        if current is None:  # cannot tell (deleted right now, or the broker is away)
+            return checkpoints
+        keep = []
+        for cp in checkpoints:
+            if cp.topic_id is None or cp.topic_id == current:
+                keep.append(cp)
+                continue
+            self.processor.revoke(cp.partition)
+            self.health.partitions.pop(cp.partition, None)
+            what = (f"the topic's id changed from {cp.topic_id} to {current} while it was read "
+                    "(deleted and recreated): the records read since the last checkpoint "
+                    f"(up to offset {cp.applied_offset}) are dropped unwritten")
+            if not reposition:
+                log.error("topic=%s partition=%d: %s; the partition's next owner deletes the "
+                          "stored state", self.topic, cp.partition, what)
+                continue
+            self._incident(cp.partition, "topic_recreated",
+                           what + ", deleting the stored state and reading the new topic "
+                           "from its start")
+            self._restart(cp.partition, current)
+        return keep
 
     def progress(self, partition: int, applied_offset: int) -> None:
         """After a checkpoint: a rebuild that reached its target is over."""
@@ -172,6 +208,13 @@ class Recovery:
             self._note(partition, None, rebuilding=False)
 
     # -- helpers -----------------------------------------------------------------------
+    def _restart(self, partition: int, topic_id: str | None) -> None:
+        """Delete the partition's stored state (another topic's) and read it from the start."""
+        snap = self._call(partial(self.store.reset, partition), "reset")
+        self.processor.assign(dataclasses.replace(snap, topic_id=topic_id))
+        self._mark_rebuilding(partition)
+        self._reposition(partition, OFFSET_BEGINNING)
+
     def _incident(self, partition: int, cause: str, what: str) -> None:
         log.error("topic=%s partition=%d: %s", self.topic, partition, what)
         self.health.count_reset(partition, cause)

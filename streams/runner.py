@@ -108,7 +108,9 @@ class ConfluentRunner:
         notices: Callable[[list[Checkpoint]], None] | None = None,
         join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
     ) -> None:
-        """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`).
+        """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`), asked
+        on assignment and before every checkpoint write that carries records: keep it to
+        one metadata request (:class:`streams.worker.TopicIds`).
         ``notices``: told the checkpoints safe in Redis (:class:`streams.notices.NoticeSender`).
         ``join``: the label join's write, made before each checkpoint (:mod:`streams.join`)."""
         self._notices = notices
@@ -131,6 +133,8 @@ class ConfluentRunner:
             sleep=sleep, topic_id=topic_id, mode=config.on_state_loss,
         )
         self._checkpointer.on_lost = self.recovery.state_lost
+        self._checkpointer.same_topic = self._same_topic
+        self._revoking = False
         self._stopping = False
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
@@ -209,6 +213,11 @@ class ConfluentRunner:
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     # -- checkpoints -------------------------------------------------------------------
+    def _same_topic(self, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+        # inside a rebalance callback the partition cannot be re-positioned: the next
+        # owner finds the stored topic id stale on assignment and rebuilds it
+        return self.recovery.same_topic(checkpoints, reposition=not self._revoking)
+
     def checkpoint(self, partitions: list[int]) -> None:
         """DLQ flush → one atomic Redis write per changed partition → Kafka commit."""
         written = self._checkpointer.flush(partitions, should_stop=lambda: self._stopping)
@@ -253,10 +262,13 @@ class ConfluentRunner:
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         owned = set(self.processor.partitions)
         mine = [tp.partition for tp in partitions if tp.partition in owned]
+        self._revoking = True
         try:
             self.checkpoint(mine)
         except RetryAborted as exc:
             log.warning("revoke without checkpoint (state resumes from Redis): %s", exc)
+        finally:
+            self._revoking = False
         for p in mine:
             self.processor.revoke(p)
             self.health.partitions.pop(p, None)

@@ -357,8 +357,10 @@ class RedisStateStore:
 
     def note_incident(self, partition: int, cause: str | None, *, rebuilding: bool,
                       records: int = 0, now: Callable[[], float] = time.time) -> None:
-        """Record that ``partition`` lost state / was reset / skipped ``records`` (``cause``;
-        None only updates ``rebuilding``) for the operational alert and ``status``."""
+        """Record, for the operational alerts, that ``partition``'s state was reset
+        (``cause``: lost, recreated topic, ...; counted in ``count``, stamped ``at``; None:
+        no new reset), whether it is ``rebuilding``, and ``records`` skipped (a gap,
+        stamped ``gap_at``)."""
         key = self.incidents_key()
         raw = self.client.hget(key, str(partition))
         cur: dict[str, Any] = json.loads(raw) if raw else {"count": 0, "records": 0}

@@ -71,14 +71,18 @@ def test_state_wiped_mid_stream_is_rebuilt_exact(
 ) -> None:
     """Every key of the worker's state deleted while it runs (what FLUSHALL, a lost volume
     or eviction do to it): noticed at the next checkpoint, /readyz false while rebuilding,
-    counted, and the stored windows end exact."""
+    counted, one operational ``state_reset`` alert per partition on the alerts topic (held
+    firing after the rebuild, which may end between two evaluations: default interval),
+    and the stored windows end exact."""
     topic = make_topic(2)
+    alerts = make_topic(1, prefix="alerts")
     values, exp = make_events(300_000, seed=11)
     produce(kafka_bootstrap, topic, values, 2)
     ends = end_offsets(kafka_bootstrap, topic, 2)
     store = store_for(redis_url, key_prefix, topic)
     w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
-                          "--checkpoint-records", "10000"), tmp_path / "worker.log")
+                          "--checkpoint-records", "10000", "--alerts-topic", alerts),
+               tmp_path / "worker.log")
     try:
         deadline = time.monotonic() + 60
         while sum(applied(store, 2).values()) < 120_000:
@@ -86,22 +90,46 @@ def test_state_wiped_mid_stream_is_rebuilt_exact(
             time.sleep(0.05)
         port = _port(w)
         assert _drop_keys(store.client, key_prefix) > 0
+        wiped = time.time()
         seen_not_ready = False
         while not seen_not_ready and time.monotonic() < deadline:
             seen_not_ready = not _ready(port)
             time.sleep(0.02)
         wait_applied(store, ends, 120, check=lambda: None)
         w.wait_log("rebuilt up to offset", count=2)
+        rebuilt = time.time()
         assert _metric(port, "driftline_state_resets_total") >= 1
         assert _ready(port)
+        resets = _state_resets(kafka_bootstrap, alerts, want=2, timeout=40)
+        assert_exact(store, exp)
+        assert WindowReader(store).counters().total_ok == 300_000
+        # an evaluation after the rebuild ended (default interval 5 s): held, not resolved
+        time.sleep(max(0.0, rebuilt + 5.5 - time.time()))
         assert w.stop() == 0, w.tail()
     finally:
         if w.alive():
             w.kill9()
     assert seen_not_ready, "the worker never reported not ready while it rebuilt"
     assert "state lost" in w.log_path.read_text()
-    assert_exact(store, exp)
-    assert WindowReader(store).counters().total_ok == 300_000
+    resets = _state_resets(kafka_bootstrap, alerts, want=2, timeout=0)  # all it ever sent
+    assert sorted(a["id"] for a in resets) == [f"_driftline/-/state_reset@partition={p}"
+                                               for p in (0, 1)]  # one each, none resolved
+    assert all(a["state"] == "firing" and a["kind"] == "operational" and a["value"] == 1
+               and "state lost missing" in str(a["summary"]) for a in resets), resets
+    first = min(int(str(a["_kafka_ts_ms"])) for a in resets) / 1000
+    print(f"state_reset alerts {first - wiped:.1f} s after the wipe, "
+          f"{first - rebuilt:+.1f} s from the end of the rebuild ({rebuilt - wiped:.1f} s)")
+
+
+def _state_resets(bootstrap: str, topic: str, want: int, timeout: float
+                  ) -> list[dict[str, object]]:
+    """The ``state_reset`` messages on the alerts topic, once ``want`` arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [a for a in kcat_alerts(bootstrap, topic) if a["metric"] == "state_reset"]
+        if len(found) >= want or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _free_port() -> int:

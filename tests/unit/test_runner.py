@@ -272,6 +272,39 @@ def test_state_of_another_topic_incarnation_is_deleted() -> None:
     assert runner.health.state_resets == {(0, "topic_recreated"): 1}
 
 
+def test_topic_recreated_under_the_running_worker_is_caught_before_the_write() -> None:
+    """librdkafka keeps fetching at the old position in a recreated topic that already
+    holds more records: only the topic id tells, and what was read is never written."""
+    runner, consumer, store, log, _ = make()
+    runner.recovery.topic_id = lambda: "old-id"
+    runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
+    runner.recovery.topic_id = lambda: "new-id"  # deleted and recreated meanwhile
+    consumer.batches = [[Msg(0, 500, event()), Msg(0, 501, event()), Msg(1, 7, event())]]
+    runner.poll_once()
+    assert "reset p0" in log and "reset p1" in log and not any("redis" in e for e in log)
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(1, -2)]  # the last
+    assert runner.health.state_resets == {(0, "topic_recreated"): 1,
+                                          (1, "topic_recreated"): 1}
+    assert (0, "topic_recreated", True) in store.incidents
+    assert runner.processor.applied_offset(0) == -1 and runner.health.rebuilding == {0: 10,
+                                                                                     1: 10}
+    consumer.batches = [[Msg(0, o, event()) for o in range(3)]]
+    runner.poll_once()
+    assert "redis p0@2" in log  # the new topic, from its start, under the new id
+
+
+def test_topic_recreated_found_in_a_rebalance_is_left_to_the_next_owner() -> None:
+    runner, consumer, _store, log, _ = make()
+    runner.recovery.topic_id = lambda: "old-id"
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, 500, event())]]
+    runner.poll_once()
+    runner.recovery.topic_id = lambda: "new-id"
+    runner._on_revoke(consumer, [TP("t", 0)])
+    assert log == [] and runner.processor.partitions == []  # nothing written, nothing reset
+    assert runner.health.state_resets == {}  # counted by the owner that finds it on assign
+
+
 class ResetMsg(Msg):
     def error(self) -> Any:
         from confluent_kafka import KafkaError
