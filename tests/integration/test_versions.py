@@ -14,8 +14,9 @@ from driftline.commands.status import render
 from sketches.drift import compare_profiles
 from sketches.profile import DatasetProfile
 from sketches.reference import build_reference
-from sketches.rules import DriftRules
+from sketches.rules import DEFAULT_THRESHOLDS, DriftRules
 from sketches.store import ReferenceStore
+from sketches.types import ColumnType
 from streams.core import Checkpoint
 from streams.reader import WindowReader
 from streams.state import RedisStateStore
@@ -109,7 +110,11 @@ def test_a_moving_traffic_split_is_not_drift(
     client.close()
 
 
-def test_canary_with_shifted_scores_raises_alerts_naming_both_versions(
+ONE_NUMERIC_RULE = DriftRules(thresholds={**DEFAULT_THRESHOLDS,
+                                          ColumnType.NUMERIC: {"wasserstein": 0.1}})
+
+
+def test_canary_with_shifted_scores_raises_one_alert_naming_both_versions(
     kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str  # type: ignore[no-untyped-def]
 ) -> None:
     rng = np.random.default_rng(4)
@@ -120,7 +125,8 @@ def test_canary_with_shifted_scores_raises_alerts_naming_both_versions(
     topic = make_topic(1)
     publisher = alert_publisher(kafka_bootstrap, topic)
     ev = Evaluator(client, prefix=key_prefix,
-                   models=[ModelRules("m", measure_ms=WINDOW_MS, compare_versions=("7", "8"))],
+                   models=[ModelRules("m", measure_ms=WINDOW_MS, compare_versions=("7", "8"),
+                                      rules=ONE_NUMERIC_RULE)],
                    windows=WindowReader(store), references=refs, publishers=[publisher],
                    owner=Owner.static(client, key_prefix))
     stream = Stream(store)
@@ -130,7 +136,8 @@ def test_canary_with_shifted_scores_raises_alerts_naming_both_versions(
     fired = ev.run_once(now=2.0)
     assert fired, "the shifted canary raised nothing"
     canary = [a for a in fired if a.compare_to == "7"]
-    assert {a.column for a in canary} == {"prediction"}
+    # one alert per breached rule: with one numeric rule, one canary alert
+    assert [(a.column, a.metric) for a in canary] == [("prediction", "wasserstein")], canary
     for a in canary:
         assert a.id.startswith("m/prediction/") and a.id.endswith("@version=8@vs=7")
         assert a.version == "8" and "version 8 vs 7" in a.summary and a.state == "firing"
