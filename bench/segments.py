@@ -32,14 +32,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts.evaluator import Evaluator, ModelRules
 from alerts.metrics import DriftlineCollector, Health
-from alerts.shards import Owner
 from bench._redis import start_redis
 from bench._results import write_section
 from sketches.store import ReferenceStore
-from streams.reader import WindowReader
-from tests.integration.test_segments import T0, WINDOW_MS, Pipeline, events, reference, rows
+from tests.integration.test_segments import T0, Pipeline, events, reference, rows
 
 CASES = (("no segments (baseline)", 50, False), ("50 values", 50, True),
          ("1,000 values", 1_000, True), ("10,000 values", 10_000, True))
@@ -51,11 +48,7 @@ def one(client: redis.Redis, ref: object, members: frozenset[str], rare: int,
     try:
         ReferenceStore(client, prefix).put(ref, "m")  # type: ignore[arg-type]
         pipe = Pipeline(client, prefix, members if segmented else None)
-        ev = Evaluator(client, prefix=prefix,
-                       models=[ModelRules("m", measure_ms=WINDOW_MS, window_ms=WINDOW_MS)],
-                       windows=WindowReader(pipe.store),
-                       references=ReferenceStore(client, prefix), publishers=[],
-                       owner=Owner.static(client, prefix))
+        ev = pipe.evaluator()
         data = rows(np.random.default_rng(seed), 30_000, rare=rare, rare_share=0.8)
         pipe.send(events(data, T0), T0)
         started = time.perf_counter()

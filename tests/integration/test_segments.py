@@ -59,6 +59,14 @@ class Pipeline:
         self.proc.assign(self.store.load(0))
         self.offset = 0
 
+    def evaluator(self) -> Evaluator:
+        """The real evaluator of model m over these windows (references under the prefix)."""
+        client, prefix = self.store.client, self.store.prefix
+        return Evaluator(client, prefix=prefix,
+                         models=[ModelRules("m", measure_ms=WINDOW_MS, window_ms=WINDOW_MS)],
+                         windows=WindowReader(self.store), references=ReferenceStore(client, prefix),
+                         publishers=[], owner=Owner.static(client, prefix))
+
     def send(self, values: list[bytes], start_ms: int) -> None:
         recs = [Record(0, self.offset + i, start_ms + 1000, v) for i, v in enumerate(values)]
         self.offset += len(values)
@@ -87,10 +95,7 @@ def test_drift_in_one_segment_alerts_that_segment_only(
     assert members == frozenset(SHARES)
     ReferenceStore(client, key_prefix).put(ref, "m")  # type: ignore[arg-type]
     pipe = Pipeline(client, key_prefix, members)
-    ev = Evaluator(client, prefix=key_prefix,
-                   models=[ModelRules("m", measure_ms=WINDOW_MS, window_ms=WINDOW_MS)],
-                   windows=WindowReader(pipe.store), references=ReferenceStore(client, key_prefix),
-                   publishers=[], owner=Owner.static(client, key_prefix))
+    ev = pipe.evaluator()
     pipe.send(events(rows(rng, 20_000), T0), T0)
     assert ev.run_once(now=1.0) == []
     pipe.send(events(rows(rng, 20_000, shift_it=1.5), T0 + WINDOW_MS), T0 + WINDOW_MS)
@@ -127,11 +132,7 @@ def test_ten_thousand_segment_values_stay_bounded_by_the_roster(
         prefix = f"{key_prefix}-{rare}"
         ReferenceStore(client, prefix).put(ref, "m")  # type: ignore[arg-type]
         pipe = Pipeline(client, prefix, members)
-        ev = Evaluator(client, prefix=prefix,
-                       models=[ModelRules("m", measure_ms=WINDOW_MS, window_ms=WINDOW_MS)],
-                       windows=WindowReader(pipe.store),
-                       references=ReferenceStore(client, prefix), publishers=[],
-                       owner=Owner.static(client, prefix))
+        ev = pipe.evaluator()
         data = rows(rng, 30_000, rare=rare, rare_share=0.8)
         assert len(set(data["country"])) > min(rare, 8000) * 0.9
         pipe.send(events(data, T0), T0)
