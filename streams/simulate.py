@@ -13,8 +13,16 @@ on ``n``; malformed records draw from their own random stream and replace the ev
 at their index, so the well-formed events of :func:`generate_records` are exactly those
 of :func:`generate_events` at the same indices; and every random draw happens whether or
 not a drift uses it, so a drifted stream and an undrifted one share their base values.
-Event ``i`` has event time ``start_ts + i / spec.events_per_s``; drift starts and ends
-are offsets in that event time.
+Event ``i`` has event time ``start_ts + i / spec.events_per_s`` (without ``spec.ops``
+volume changes or stalls); drift starts and ends, and a cycle's phase, are offsets in
+that event time (:mod:`streams.simulate_drift`).
+
+``generate_events(..., first=k)`` draws the events from index ``k`` on without the ``k``
+before them: the ids, event times, drift (cycles included) and distributions of the
+stream's events ``k, k + 1, ...``, but their random values come from a random state of
+their own (seeded by ``seed`` and ``k``), so they are not the values the stream from 0
+has there — those depend on every draw before them. The same ``(spec, seed, start_ts,
+k)`` gives the same events; ``first=0`` is the stream itself.
 
 Labels (``spec.labels``, a :class:`~streams.simulate_spec.LabelPlan`) come from a third
 random stream, drawn in the same fixed chunks whether or not labels are used, so the
@@ -47,6 +55,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from sketches.errors import ConfigError
+from streams.simulate_drift import active, drift_numeric
 from streams.simulate_ops import scaled
 from streams.simulate_spec import (
     BAD_KINDS,
@@ -109,11 +119,15 @@ def _with_nulls(values: list[Any], null: BoolArray) -> list[Any]:
 class _ChunkMaker:
     """Draws chunk after chunk of events for one spec (the only stateful part)."""
 
-    def __init__(self, spec: SimSpec, seed: int, start_ts: float) -> None:
+    def __init__(self, spec: SimSpec, seed: int, start_ts: float, first: int = 0) -> None:
         self.spec = spec
         self.seed = seed
         self.start_ts = start_ts
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+        # from event 0: the stream's own random state; from ``first`` > 0 a fresh one of
+        # its own (module docstring)
+        entropy = (np.random.SeedSequence(seed).spawn(2)[0] if first == 0
+                   else np.random.SeedSequence(seed, spawn_key=(0, first)))
+        self.rng = np.random.default_rng(entropy)
         models = spec.models
         self.names = list(models[0].feature_names)
         self.model_names = [m.name for m in models]
@@ -127,21 +141,10 @@ class _ChunkMaker:
         self.regression = np.array([m.task == "regression" for m in models])
         self.timeline = spec.timeline()
 
-    def _drift_mask(self, feature: str, kind: str, t: FloatArray, mi: npt.NDArray[np.int64]
-                    ) -> Iterator[tuple[BoolArray, float, bool]]:
-        for d in self.spec.drifts:
-            if d.feature != feature or d.kind != kind:
-                continue
-            mask = (t >= d.start_s) & (t < d.end_s)
-            if d.model is not None:
-                mask &= mi == self.model_names.index(d.model)
-            if mask.any():
-                yield mask, d.amount, d.in_sd
-
     def _null_p(self, feature: str, t: FloatArray, mi: npt.NDArray[np.int64]) -> FloatArray:
         p = np.full(t.shape, self.spec.null_ratio)
-        for mask, amount, _ in self._drift_mask(feature, "nulls", t, mi):
-            p[mask] = amount
+        for d, mask in active(self.spec.drifts, feature, "nulls", t, mi, self.model_names):
+            p[mask] = d.amount
         return p
 
     def chunk(self, first: int) -> list[dict[str, Any]]:
@@ -154,10 +157,7 @@ class _ChunkMaker:
             z, u = rng.standard_normal(size), rng.random(size)
             mu, sd = self.mu[j][mi], self.sd[j][mi]
             x = mu + sd * z
-            for mask, amount, in_sd in self._drift_mask(f.name, "shift", t, mi):
-                x[mask] += amount * sd[mask] if in_sd else amount
-            for mask, amount, _ in self._drift_mask(f.name, "scale", t, mi):
-                x[mask] = mu[mask] + (x[mask] - mu[mask]) * amount
+            drift_numeric(spec.drifts, f.name, x, mu, sd, t, mi, self.model_names)
             null = u < self._null_p(f.name, t, mi)
             logit += np.where(null, 0.0, self.w[j][mi] * (x - mu) / sd)
             x = np.rint(x) if f.integer else np.round(x, 2)
@@ -170,9 +170,9 @@ class _ChunkMaker:
                 sel = mi == m
                 ci[sel] = np.searchsorted(self.cum[j][m], u_cat[sel], side="right")
             values = self.cats[j][np.minimum(ci, len(c.categories) - 1)].tolist()
-            for mask, amount, _ in self._drift_mask(c.name, "unseen", t, mi):
-                for i in np.flatnonzero(mask & (u_new < amount)).tolist():
-                    values[i] = f"{c.name}_unseen_{int(10 * u_new[i] / amount)}"
+            for d, mask in active(spec.drifts, c.name, "unseen", t, mi, self.model_names):
+                for i in np.flatnonzero(mask & (u_new < d.amount)).tolist():
+                    values[i] = f"{c.name}_unseen_{int(10 * u_new[i] / d.amount)}"
             columns.append(_with_nulls(values, u_null < self._null_p(c.name, t, mi)))
         score = np.round(1.0 / (1.0 + np.exp(-logit)), 4)
         if self.regression.any():
@@ -194,22 +194,28 @@ class _ChunkMaker:
         ]
 
 
-def _chunks(spec: SimSpec, n: int | None, start_ts: float, seed: int
+def _chunks(spec: SimSpec, n: int | None, start_ts: float, seed: int, first: int = 0
             ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    maker = _ChunkMaker(spec, seed, start_ts)
-    first = 0
-    while n is None or first < n:
+    maker = _ChunkMaker(spec, seed, start_ts, first)
+    end = None if n is None else first + n
+    while end is None or first < end:
         events = maker.chunk(first)
-        if n is not None and first + CHUNK > n:
-            events = events[: n - first]
+        if end is not None and first + CHUNK > end:
+            events = events[: end - first]
         yield first, events
         first += CHUNK
 
 
-def generate_events(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0
-                    ) -> Iterator[dict[str, Any]]:
-    """``n`` (``None``: endless) well-formed events; ``spec.bad_ratio`` is ignored."""
-    for _, events in _chunks(spec, n, start_ts, seed):
+def generate_events(spec: SimSpec, n: int | None, start_ts: float, seed: int = 0, *,
+                    first: int = 0) -> Iterator[dict[str, Any]]:
+    """``n`` (``None``: endless) well-formed events; ``spec.bad_ratio`` is ignored.
+
+    ``first``: the events from index ``first`` on, with the ids, event times and drift
+    of the stream's events there, drawn without the events before them (module
+    docstring: fresh values, not the stream's own)."""
+    if first < 0:
+        raise ConfigError(f"first must be >= 0, got {first}")
+    for _, events in _chunks(spec, n, start_ts, seed, first):
         yield from events
 
 

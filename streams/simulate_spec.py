@@ -3,16 +3,9 @@ ground-truth labels and their performance schedule.
 
 Pure data and parsing; the generator is :mod:`streams.simulate`.
 
-Drift grammar (one per ``--drift`` flag)::
-
-    [MODEL/]FEATURE:KIND=AMOUNT@START[..END]
-
-    income:shift=0.5sd@60s      mean + 0.5 standard deviations from t = 60 s
-    income:shift=-1000@2m       mean - 1000 (absolute units) from t = 120 s
-    age:scale=1.5@30s           spread x 1.5 around the mean from t = 30 s
-    tenure:nulls=0.2@10s..40s   20 % missing between t = 10 s and t = 40 s
-    country:unseen=0.05@20s     5 % of values are categories the reference never saw
-    credit-risk/income:...      only for that model
+Drift (``--drift``: shift, scale, seasonal cycle, nulls, unseen categories): grammar,
+parser and effect in :mod:`streams.simulate_drift`, e.g. ``income:shift=0.5sd@60s``,
+``income:cycle=1sd/24h@0s``; imported here too.
 
 Performance grammar (one per ``--performance`` flag; labels get worse, inputs need not)::
 
@@ -50,9 +43,12 @@ import numpy.typing as npt
 
 from sketches.errors import ConfigError
 from streams.durations import NUMBER, UNIT, parse_duration_s
+from streams.simulate_drift import Drift as Drift
+from streams.simulate_drift import DriftKind as DriftKind
+from streams.simulate_drift import check_drifts
+from streams.simulate_drift import parse_drift as parse_drift
 from streams.simulate_ops import OpsChange, Timeline, parse_ops
 
-DriftKind = Literal["shift", "scale", "nulls", "unseen"]
 BadKind = Literal["not_json", "non_utf8", "missing_fields", "wrong_types", "nan", "unknown_model"]
 BAD_KINDS: tuple[BadKind, ...] = (
     "not_json", "non_utf8", "missing_fields", "wrong_types", "nan", "unknown_model",
@@ -112,20 +108,6 @@ class SimModel:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.numeric) + tuple(f.name for f in self.categorical)
-
-
-@dataclass(frozen=True, slots=True)
-class Drift:
-    feature: str
-    kind: DriftKind
-    amount: float
-    start_s: float
-    end_s: float = float("inf")
-    in_sd: bool = False  # shift amount is in standard deviations
-    model: str | None = None  # None: every model
-
-    def applies_to(self, model: str) -> bool:
-        return self.model is None or self.model == model
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +187,9 @@ class SimSpec:
         for name, ratio in (("null_ratio", self.null_ratio), ("bad_ratio", self.bad_ratio)):
             if not 0.0 <= ratio <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {ratio}")
-        known = set(self.models[0].feature_names)
-        for drift in self.drifts:
-            if drift.feature not in known:
-                raise ConfigError(f"drift names unknown feature {drift.feature!r}; "
-                                  f"features are {', '.join(sorted(known))}")
-            if drift.model is not None and drift.model not in {m.name for m in self.models}:
-                raise ConfigError(f"drift names unknown model {drift.model!r}")
+        first = self.models[0]
+        check_drifts(self.drifts, [f.name for f in first.numeric],
+                     [f.name for f in first.categorical], [m.name for m in self.models])
         tasks = {m.name: m.task for m in self.models}
         for change in self.labels.changes:
             task = METRIC_TASK[change.metric]
@@ -257,34 +235,6 @@ def make_model(name: str, n_numeric: int, n_categorical: int, version: str = "1"
         total = sum(raw)
         categorical.append(CategoricalFeature(fname, cats, tuple(r / total for r in raw)))
     return SimModel(name, version, tuple(numeric), tuple(categorical), task)
-
-
-_DRIFT_RE = re.compile(
-    r"^(?:(?P<model>[A-Za-z0-9._-]+)/)?(?P<feature>[A-Za-z0-9_.-]+):"
-    r"(?P<kind>shift|scale|nulls|unseen)=(?P<amount>[-+]?[0-9.]+(?:e[-+]?\d+)?)(?P<sd>sd)?"
-    rf"@(?P<start>{NUMBER}(?:{UNIT})?)(?:\.\.(?P<end>{NUMBER}(?:{UNIT})?))?$"
-)
-
-
-def parse_drift(text: str) -> Drift:
-    """Parse one drift rule (grammar in the module docstring)."""
-    match = _DRIFT_RE.match(text.strip())
-    if not match:
-        raise ConfigError(f"bad drift {text!r}; expected [MODEL/]FEATURE:KIND=AMOUNT@START[..END] "
-                          "with KIND shift|scale|nulls|unseen, e.g. income:shift=0.5sd@60s")
-    kind: DriftKind = match["kind"]  # type: ignore[assignment]
-    amount = float(match["amount"])
-    if match["sd"] and kind != "shift":
-        raise ConfigError(f"'sd' units only apply to shift: {text!r}")
-    if kind in ("nulls", "unseen") and not 0.0 <= amount <= 1.0:
-        raise ConfigError(f"{kind} is a ratio within [0, 1]: {text!r}")
-    if kind == "scale" and amount < 0:
-        raise ConfigError(f"scale must be >= 0: {text!r}")
-    start = parse_duration_s(match["start"], f"drift {text!r}")
-    end = parse_duration_s(match["end"], f"drift {text!r}") if match["end"] else float("inf")
-    if end <= start:
-        raise ConfigError(f"drift ends before it starts: {text!r}")
-    return Drift(match["feature"], kind, amount, start, end, bool(match["sd"]), match["model"])
 
 
 _PERF_RE = re.compile(

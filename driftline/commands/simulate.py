@@ -10,6 +10,8 @@ Examples::
 
     driftline simulate --models credit-risk --rate 2000 --duration 5m \\
         --drift "income:shift=0.5sd@60s" --drift "country:unseen=0.05@20s" --bad-ratio 0.01
+    driftline simulate --rate max --count 200000 --event-rate 1 \\
+        --drift "income:cycle=1sd/24h@0s"      # a daily cycle of the mean of income
     driftline simulate --label-delay exp:30s --label-ratio 0.8 \\
         --performance "accuracy=-0.15@10m..20m"            # labels to topic `labels`
     driftline simulate --models demand --task regression --performance "mae=+5@2m"
@@ -102,7 +104,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     drift_env = env_name("--drift")
     p.add_argument("--drift", action="append", default=None, metavar="RULE",
                    help="drift rule [MODEL/]FEATURE:KIND=AMOUNT@START[..END], KIND one of "
-                        "shift (e.g. 0.5sd or absolute), scale, nulls, unseen; repeatable "
+                        "shift (e.g. 0.5sd or absolute), scale, nulls, unseen, or cycle "
+                        "(seasonal: FEATURE:cycle=AMPLITUDE[sd]/PERIOD@START[..END], the mean "
+                        "follows AMPLITUDE x sin(2 pi (t - START) / PERIOD) in event time, "
+                        "e.g. income:cycle=1sd/24h@0s); repeatable "
                         f"[env {drift_env}, ';'-separated]")
     add_option(p, "--task", help="binary (a calibrated score in [0, 1]) or regression, for "
                "every model, or MODEL=TASK,... per model", default="binary", type=_task)

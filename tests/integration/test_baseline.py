@@ -4,9 +4,9 @@ the Evaluator driven directly with an injected clock (issue 14, "Reference choic
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +23,8 @@ from streams.baseline import ReferenceChoices, TrailingReferences
 from streams.compaction import Compactor
 from streams.core import Checkpoint
 from streams.reader import WindowReader
+from streams.simulate import generate_events
+from streams.simulate_spec import NumericFeature, SimModel, SimSpec, parse_drift
 from streams.state import RedisStateStore
 from streams.tiers import DAY_MS, HOUR_MS, TierStore
 from streams.windows import Counters, WindowKey
@@ -47,14 +49,21 @@ class Production:
 
     def hours(self, start_ms: int, end_ms: int, mean: Callable[[int], float]) -> None:
         """Write every window in [start_ms, end_ms); x ~ N(mean(window start), 1), y ~ N(0, 1)."""
+        n = ROWS // 2
+        self.write(start_ms, end_ms, lambda w, _p: {"x": self.rng.normal(mean(w), 1.0, n),
+                                                    "y": self.rng.normal(0.0, 1.0, n)})
+
+    def write(self, start_ms: int, end_ms: int,
+              rows: Callable[[int, int], Mapping[str, Sequence[Any]]]) -> None:
+        """Write every window in [start_ms, end_ms): ``rows(w, p)`` are the columns of
+        window ``w`` on partition ``p``."""
         for hour in range(start_ms, end_ms, HOUR_MS):
             for p in (0, 1):
                 windows = {}
                 for w in range(hour, min(hour + HOUR_MS, end_ms), WINDOW):
-                    n = ROWS // 2
+                    columns = rows(w, p)
                     prof = DatasetProfile()
-                    prof.update({"x": self.rng.normal(mean(w), 1.0, n),
-                                 "y": self.rng.normal(0.0, 1.0, n)}, n)
+                    prof.update(columns, len(next(iter(columns.values()))))
                     windows[WindowKey(MODEL, "1", w)] = prof.to_bytes()
                 mark = min(hour + HOUR_MS, end_ms) - 1
                 self.store.write(Checkpoint(
@@ -145,9 +154,36 @@ def test_trailing_window_catches_a_sudden_shift(redis_url: str, key_prefix: str)
     assert slide_reads < cold_reads
 
 
-def seasonal(peak_ms: int) -> Callable[[int], float]:
-    """x's mean follows a 24 h sine of amplitude 1 sd, at its top at ``peak_ms``."""
-    return lambda w: math.cos(2 * math.pi * (w + WINDOW / 2 - peak_ms) / DAY_MS)
+SIM_RATE = 1.0  # simulator events per second of event time: 600 a window, 300 a partition
+SIM_ROWS = round(SIM_RATE * WINDOW / 1000)
+
+
+def cycling(origin_ms: int) -> SimSpec:
+    """The simulator's model MODEL, x and y ~ N(0, 1), x's mean following its 24 h cycle
+    of 1 sd from its first event at ``origin_ms``."""
+    model = SimModel(MODEL, "1", (NumericFeature("x", 0.0, 1.0), NumericFeature("y", 0.0, 1.0)),
+                     ())
+    return SimSpec((model,), drifts=(parse_drift("x:cycle=1sd/24h@0s"),), events_per_s=SIM_RATE,
+                   null_ratio=0.0, ts_format="epoch")
+
+
+def simulated(spec: SimSpec, origin_ms: int, start_ms: int, end_ms: int, seed: int
+              ) -> dict[tuple[int, int], dict[str, list[Any]]]:
+    """The features of the simulator's events in [start_ms, end_ms), drawn from there on,
+    as columns per (window start, partition = event index mod 2), windowed by their ts."""
+    timeline = spec.timeline()
+    first = timeline.count_before((start_ms - origin_ms) / 1000)
+    n = timeline.count_before((end_ms - origin_ms) / 1000) - first
+    out: dict[tuple[int, int], dict[str, list[Any]]] = {}
+    events = generate_events(spec, n, origin_ms / 1000, seed, first=first)
+    for i, event in enumerate(events, first):
+        ts_ms = round(event["ts"] * 1000)
+        assert start_ms <= ts_ms < end_ms
+        key = (ts_ms - (ts_ms - start_ms) % WINDOW, i % 2)
+        columns = out.setdefault(key, {name: [] for name in event["features"]})
+        for name, value in event["features"].items():
+            columns[name].append(value)
+    return out
 
 
 def test_same_hours_last_week_do_not_alert_on_a_seasonal_cycle(redis_url: str,
@@ -155,11 +191,17 @@ def test_same_hours_last_week_do_not_alert_on_a_seasonal_cycle(redis_url: str,
     client = redis.Redis.from_url(redis_url)
     prod = Production(client, key_prefix)
     now = T0 + 7 * DAY_MS  # the measurement: [now, now + 1h), the top of the cycle
-    mean = seasonal(now + HOUR_MS // 2)
-    # the training reference: a full day of the cycle
-    rng = np.random.default_rng(11)
-    batches = [{"x": list(rng.normal(mean(w), 1.0, ROWS)), "y": list(rng.normal(0, 1, ROWS))}
-               for w in range(T0 - DAY_MS, T0, WINDOW)]
+    # the simulator's cycle (a sine) peaks a quarter period after its start: start it so
+    # that its top is at the measurement's midpoint, before the training day begins
+    origin = now + HOUR_MS // 2 - DAY_MS // 4 - 8 * DAY_MS
+    spec = cycling(origin)
+
+    def write(start_ms: int, end_ms: int) -> None:
+        windows = simulated(spec, origin, start_ms, end_ms, seed=5)
+        prod.write(start_ms, end_ms, lambda w, p: windows[(w, p)])
+
+    # the training reference: a full day of the cycle (other draws: another seed)
+    batches = simulated(spec, origin, T0 - DAY_MS, T0, seed=11).values()
     refs = ReferenceStore(client, key_prefix)
     refs.put(build_reference(batches, model=MODEL, version="default",
                              created="2026-11-16T00:00:00Z", chunks=0), MODEL)
@@ -169,14 +211,14 @@ def test_same_hours_last_week_do_not_alert_on_a_seasonal_cycle(redis_url: str,
     # hourly roll-ups kept 8 d: the baseline (7 d back) is made of whole hourly records
     ev = evaluator(client, key_prefix, prod, ReferenceChoices(refs, base), choice, compact=True,
                    hourly_ms=8 * DAY_MS)
-    prod.hours(now - 7 * DAY_MS - 12 * HOUR_MS, now - 7 * DAY_MS + 12 * HOUR_MS, mean)
+    write(now - 7 * DAY_MS - 12 * HOUR_MS, now - 7 * DAY_MS + 12 * HOUR_MS)
     ev.run_once(now=1.0, compact=True)  # last week: compacted and rolled up meanwhile
-    prod.hours(now - 6 * HOUR_MS, now + HOUR_MS, mean)  # today, up to the top of the cycle
+    write(now - 6 * HOUR_MS, now + HOUR_MS)  # today, up to the top of the cycle
     alerts = ev.run_once(now=2.0, compact=True)
     [result] = load_results(client, key_prefix, [MODEL])
     assert result.status == "ok" and alerts == [], (result, alerts)
     built = base.baseline(MODEL, now - 1)  # the measurement starts 1 h before its watermark
-    assert sum(p.rows for p in built.versions.values()) == 6 * ROWS
+    assert sum(p.rows for p in built.versions.values()) == 6 * SIM_ROWS
     records = TierStore(client, prefix=key_prefix, topic="predictions").records(MODEL)
     assert any(r.tier == "h" and now - 7 * DAY_MS - HOUR_MS <= r.start_ms < now - 7 * DAY_MS
                for r in records)
