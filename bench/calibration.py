@@ -26,12 +26,14 @@ from sketches.drift import compare_profiles
 from sketches.metrics import categorical_metrics
 from sketches.profile import DatasetProfile
 from sketches.rules import DriftRules
+from sketches.support import common_support
 from tests.unit.test_calibration import (
     NUMERIC,
     NUMERIC_SIZES,
     categorical_exact,
     categorical_profile,
     categorical_sample,
+    chi2_exact,
     numeric_errors,
 )
 
@@ -104,12 +106,15 @@ def coverage(plan: Plan) -> tuple[list[str], list[str]]:
                 kind = "zipf" if seed % 2 else "uniform"
                 rx = categorical_sample(rng, levels, kind, 100_000)
                 cx = categorical_sample(rng, levels, kind, 10_000)
-                ms = categorical_metrics(
-                    categorical_profile(rx, modes[0]), categorical_profile(cx, modes[1])
-                )
-                for m, ex in categorical_exact(rx, cx).items():
+                ref, cur = categorical_profile(rx, modes[0]), categorical_profile(cx, modes[1])
+                ms = categorical_metrics(ref, cur)
+                exact = categorical_exact(rx, cx)
+                exact["chi2"] = chi2_exact(common_support(ref, cur), rx, cx)  # on its bins
+                for m, ex in exact.items():
                     mv = ms.metrics[m]
-                    v = (abs(mv.value - ex), mv.error_bound)
+                    # chi2 (a statistic in the thousands): error relative to the value
+                    scale = max(1.0, ex) if m == "chi2" else 1.0
+                    v = (abs(mv.value - ex) / scale, mv.error_bound / scale)
                     acc.setdefault(m, []).append(v)
                     pooled.setdefault(f"categorical {m}", []).append(v)
             tag = "/".join("sketch" if s else "exact" for s in modes)
@@ -226,11 +231,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{time.time() - t0:.0f} s on 2 shared cores (coverage {t_cov:.0f} s, false alarms "
             f"{t_fa:.0f} s, power {t_pw:.0f} s). Trials: {plan}. Exact statistics recomputed "
             "from the raw data with driftline's definitions (KS with scipy, PSI/JS on the "
-            "reference sketch's deciles, Wasserstein with scipy in reference sds). Numeric "
+            "reference sketch's deciles, Wasserstein with scipy in reference sds, chi2 on the "
+            "bins driftline chose with the true counts, its error relative to the value). "
+            "Numeric "
             f"sizes (ref, cur), each seeded {plan.trials} times: {NUMERIC_SIZES} (sketch/sketch, "
-            "sketch/exact, exact/exact); categorical 100 k vs 10 k rows, uniform and Zipf "
-            f"alternating, {plan.cat_trials} seeds per (levels, modes). KLL sketches are "
-            "randomised, so reruns differ slightly.",
+            "sketch/exact, exact/exact, exact/sketch); categorical 100 k vs 10 k rows, "
+            f"uniform and Zipf alternating, {plan.cat_trials} seeds per (levels, modes). KLL "
+            "sketches are randomised, so reruns differ slightly.",
             "",
             NOTE,
             "",

@@ -43,6 +43,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 from scipy import stats as sps
 
@@ -142,36 +143,43 @@ def _chi2_terms(n1: float, n2: float) -> Callable[[FloatArray, FloatArray], Floa
     return g
 
 
-def chi2(s: Support) -> tuple[float, float, float]:
-    """(statistic at the estimates, its bound, conservative p-value)."""
+def chi2_bins(s: Support) -> npt.NDArray[np.int64]:
+    """The bin of each support key and of the outside group (last): Cochran's rule pools
+    the rare ones (and always the outside group) into the last bin; -1: no count on either
+    side (left out). Decided from the estimates, so it is the same for the true counts."""
     r, c = s.ref, s.cur
     n1, n2 = float(r.n), float(c.n)
-    # counts on support + outside group
-    rl = np.append(r.lo, r.out_lo) * n1
-    rh = np.append(r.hi, r.out_hi) * n1
-    rhat = np.append(r.hat, r.out_hat) * n1
-    cl = np.append(c.lo, c.out_lo) * n2
-    ch = np.append(c.hi, c.out_hi) * n2
-    chat = np.append(c.hat, c.out_hat) * n2
-    col = rhat + chat
+    col = np.append(r.hat, r.out_hat) * n1 + np.append(c.hat, c.out_hat) * n2
     small = np.minimum(col * n1, col * n2) / (n1 + n2) < 5
     # The outside group is chosen by both samples (categories neither side names, so
     # its current count is 0 whenever the current side is exact): tested alone it would
     # be a data-selected bin. Its categories are each at most max_error on a sketch side,
     # i.e. the rare ones Cochran's rule pools anyway, so it always joins the pooled bin.
     small[-1] = True
-    keep = (rh + ch) > 0
-    small = small[keep]
-    rl, rh, rhat, cl, ch, chat = (a[keep] for a in (rl, rh, rhat, cl, ch, chat))
-    if small.any():
+    keep = (np.append(r.hi, r.out_hi) * n1 + np.append(c.hi, c.out_hi) * n2) > 0
+    bins = np.full(small.size, -1, dtype=np.int64)
+    big = keep & ~small
+    bins[big] = np.arange(int(big.sum()))
+    bins[keep & small] = int(big.sum())
+    return bins
 
-        def pool(a: FloatArray) -> FloatArray:
-            return np.append(a[~small], a[small].sum())
 
-        rl, rh, rhat, cl, ch, chat = (pool(a) for a in (rl, rh, rhat, cl, ch, chat))
-    k = int(rhat.size)
+def chi2(s: Support) -> tuple[float, float, float]:
+    """(statistic at the estimates, its bound, conservative p-value) on :func:`chi2_bins`."""
+    r, c = s.ref, s.cur
+    n1, n2 = float(r.n), float(c.n)
+    bins = chi2_bins(s)
+    k = int(bins.max()) + 1
     if k < 2:
         return 0.0, 0.0, 1.0
+    used = bins >= 0
+
+    def binned(side: Side, which: str, n: float) -> FloatArray:
+        a = np.append(getattr(side, which), getattr(side, f"out_{which}")) * n
+        return np.bincount(bins[used], weights=a[used], minlength=k).astype(np.float64)
+
+    rl, rh, rhat = (binned(r, w, n1) for w in ("lo", "hi", "hat"))
+    cl, ch, chat = (binned(c, w, n2) for w in ("lo", "hi", "hat"))
     g = _chi2_terms(n1, n2)
     stat = float(g(rhat / n1, chat / n2).sum())
     if r.exact and c.exact:

@@ -10,17 +10,19 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from sketches import stats
 from sketches.categorical import CategoricalProfile
+from sketches.categorical_metrics import chi2, chi2_bins
 from sketches.drift import compare_profiles
 from sketches.metrics import categorical_metrics, numeric_metrics, psi_edges
 from sketches.numeric import NumericProfile
 from sketches.numeric_bounds import sketch_w1_bound
 from sketches.profile import DatasetProfile
 from sketches.rules import DriftRules
-from sketches.support import common_support
+from sketches.support import Support, common_support
 
 Gen = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -31,9 +33,9 @@ NUMERIC: dict[str, Gen] = {
     "int_ties": lambda r, n: r.poisson(3.0, n).astype(float),
     "mixture": lambda r, n: np.where(r.random(n) < 0.3, r.normal(5, 0.5, n), r.normal(0, 1, n)),
 }
-# (reference rows, current rows): sketch/sketch, sketch/exact, exact/exact (KLL k=800
-# stays exact below ~2,400 items).
-NUMERIC_SIZES = [(200_000, 20_000), (100_000, 1_000), (2_000, 1_500)]
+# (reference rows, current rows): sketch/sketch, sketch/exact, exact/exact, exact/sketch
+# (KLL k=800 stays exact below ~2,400 items).
+NUMERIC_SIZES = [(200_000, 20_000), (100_000, 1_000), (2_000, 1_500), (2_000, 50_000)]
 
 
 def numeric_profile(x: np.ndarray) -> NumericProfile:
@@ -183,6 +185,45 @@ def test_categorical_bounds_cover_exact_values(levels: int, modes: tuple[bool, b
         for metric, exact in categorical_exact(rx, cx).items():
             mv = ms.metrics[metric]
             assert abs(mv.value - exact) <= mv.error_bound + 1e-9, (metric, kind, mv, exact)
+
+
+@pytest.mark.parametrize("modes", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("levels", [5, 100, 3_000, 100_000])
+def test_chi2_bound_covers_the_true_counts_and_its_p_value_is_conservative(
+        levels: int, modes: tuple[bool, bool]) -> None:
+    """chi2 on its bins (chosen from the estimates) with the true counts: inside the
+    reported bound, and the reported p-value never below the true counts' p-value."""
+    for kind in ("uniform", "zipf"):
+        rng = np.random.default_rng(levels * 11 + 3 * modes[0] + modes[1] + len(kind))
+        rx = categorical_sample(rng, levels, kind, 60_000)
+        cx = categorical_sample(rng, levels, kind, 5_000)
+        sup = common_support(categorical_profile(rx, modes[0]), categorical_profile(cx, modes[1]))
+        stat, bound, p = chi2(sup)
+        k = int(chi2_bins(sup).max()) + 1
+        if k < 2:
+            continue
+        exact = chi2_exact(sup, rx, cx)
+        assert abs(stat - exact) <= bound + 1e-9 * max(1.0, exact), (kind, stat, bound, exact)
+        assert p >= float(special.chdtrc(k - 1, exact)) - 1e-12, (kind, p, exact)
+
+
+def chi2_exact(sup: Support, rx: np.ndarray, cx: np.ndarray) -> float:
+    """Pearson's statistic of the true counts on the bins driftline's chi2 chose."""
+    bins = chi2_bins(sup)
+    k = int(bins.max()) + 1
+    index = {key: i for i, key in enumerate(sup.keys)}
+    true = []
+    for x in (rx, cx):
+        keys, counts = np.unique(x, return_counts=True)
+        per = np.zeros(len(sup.keys) + 1)  # support keys, then the outside group
+        for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+            per[index.get(key, len(sup.keys))] += n
+        true.append(np.bincount(bins[bins >= 0], weights=per[bins >= 0], minlength=k))
+    r, c = true
+    n1, n2 = float(rx.size), float(cx.size)
+    tot = r + c
+    return float(np.sum(np.where(tot > 0, (n2 * r - n1 * c) ** 2
+                                 / (n1 * n2 * np.where(tot > 0, tot, 1)), 0.0)))
 
 
 @pytest.mark.parametrize("modes", [(True, False), (False, True), (True, True)])
