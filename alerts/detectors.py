@@ -7,10 +7,20 @@ stores the detectors *with* that position in its fenced write (:mod:`alerts.shar
 every outcome is seen exactly once across restarts and shard moves; the stream is then
 trimmed up to the position.
 
+The stream is also capped (``streams.join.STREAM_MAXLEN``): an evaluator that falls
+further behind than that loses the oldest outcomes it had not read. Each outcome carries
+its number ``n`` (1, 2, ... per model), so a jump in ``n`` between the last outcome read
+and the next is that many outcomes trimmed unread: counted in ``trimmed`` (stored with the
+position, so counted once) and exported as ``driftline_labels_total{outcome="trimmed"}``.
+A fresh state counts from outcome 1 (what was trimmed before any evaluation is counted
+too); a state read from format 1, or reset after an unreadable one, starts counting at
+the first numbered outcome it reads.
+
 A detection is held as a breached ``concept_drift`` check for ``hold_s`` seconds (wall
 clock), then resolves unless the detector fires again.
 
-State bytes: magic + version + an HMAC-SHA256 (keyed like the join's id hash) + the
+State bytes (format 2; format 1, without ``last_n`` / ``trimmed``, is still read): magic +
+version + an HMAC-SHA256 (keyed like the join's id hash) + the
 pickled detectors. The HMAC is checked before unpickling, so bytes not written by a
 driftline holding the key are refused (:class:`StateFormatError`), never unpickled.
 """
@@ -27,7 +37,7 @@ from typing import Any
 from sketches.errors import StateFormatError
 
 MAGIC = b"DLCD"
-VERSION = 1
+VERSION = 2
 DETECTORS = ("adwin", "ddm", "page_hinkley", "none")
 
 
@@ -57,13 +67,20 @@ class DetectorState:
     detections: dict[str, list[int]] = field(default_factory=dict)
     """version -> outcome counts at which the detector fired (latest few)."""
     last_detection_at: float | None = None
+    last_n: int | None = 0
+    """Number of the last outcome read (None: not known, the next one sets it)."""
+    trimmed: int = 0
+    """Outcomes the stream's cap removed before they were read."""
 
-    def update(self, rows: Iterable[tuple[str, str, float]], kind: str, regression: bool,
-               now: float) -> list[tuple[str, int]]:
-        """Feed outcome rows ``(stream id, version, error)``; the (version, count) of each
-        detection."""
+    def update(self, rows: Iterable[tuple[str, str, float, int | None]], kind: str,
+               regression: bool, now: float) -> list[tuple[str, int]]:
+        """Feed outcome rows ``(stream id, version, error, number)``; the (version, count)
+        of each detection. A number more than one past the last counts the gap trimmed."""
         fired: list[tuple[str, int]] = []
-        for sid, version, err in rows:
+        for sid, version, err, number in rows:
+            if number is not None and self.last_n is not None and number > self.last_n + 1:
+                self.trimmed += number - self.last_n - 1
+            self.last_n = number  # lower than the last: the join's state began again
             det = self.detectors.get(version)
             if det is None:
                 det = self.detectors[version] = new_detector(kind, regression)
@@ -81,7 +98,8 @@ class DetectorState:
 
     def to_bytes(self, key: bytes) -> bytes:
         body = pickle.dumps((self.position, self.detectors, self.seen, self.detections,
-                             self.last_detection_at), protocol=pickle.HIGHEST_PROTOCOL)
+                             self.last_detection_at, self.last_n, self.trimmed),
+                            protocol=pickle.HIGHEST_PROTOCOL)
         mac = hmac.new(key, body, hashlib.sha256).digest()
         return MAGIC + bytes([VERSION]) + mac + body
 
@@ -89,13 +107,16 @@ class DetectorState:
     def from_bytes(cls, data: bytes, key: bytes) -> DetectorState:
         if data[:4] != MAGIC or len(data) < 37:
             raise StateFormatError("not detector state")
-        if data[4] != VERSION:
-            raise StateFormatError(f"detector state version {data[4]} is not {VERSION}")
+        if data[4] not in (1, VERSION):
+            raise StateFormatError(f"detector state version {data[4]} is not 1 or {VERSION}")
         mac, body = data[5:37], data[37:]
         if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
             raise StateFormatError("detector state fails its HMAC (another key, or tampered)")
         try:
-            position, detectors, seen, detections, last = pickle.loads(body)
+            fields = pickle.loads(body)
+            if data[4] == 1:
+                fields = (*fields, None, 0)
+            position, detectors, seen, detections, last, last_n, trimmed = fields
         except Exception as exc:  # authenticated, so only a River upgrade gets here
             raise StateFormatError(f"detector state unreadable: {exc}") from exc
-        return cls(position, detectors, seen, detections, last)
+        return cls(position, detectors, seen, detections, last, last_n, trimmed)

@@ -114,7 +114,8 @@ FAMILIES: Mapping[str, Family] = {f.name: f for f in (
     Family(_G, "driftline_label_delay_seconds", "Label delay quantiles (label ts - prediction "
            "ts)", ("model", "quantile")),
     Family(_C, "driftline_labels", "Label join outcomes: joined, early (before the "
-           "prediction), late, duplicate, orphan, expired, evicted, forgotten",
+           "prediction), late, duplicate, orphan, expired, evicted, forgotten, idle_expired, "
+           "trimmed (cut from the capped outcome stream before the detectors read it)",
            ("model", "outcome")),
     Family(_G, "driftline_labels_pending", "Predictions waiting for their label", ("model",)),
     Family(_C, "driftline_concept_drift_detections", "Changes the detector found in the "
@@ -212,7 +213,7 @@ def _scope_metrics(results: list[ModelResult]) -> Iterator[Metric]:
 
 
 _LABEL_OUTCOMES = ("joined", "early_total", "late", "duplicate", "duplicate_prediction",
-                   "orphan", "expired", "evicted", "forgotten")
+                   "orphan", "expired", "evicted", "forgotten", "idle_expired", "trimmed")
 
 
 def _performance_metrics(results: list[ModelResult]) -> Iterator[Metric]:

@@ -45,7 +45,7 @@ class PerformanceSource(Protocol):
                 ) -> Mapping[str, list[tuple[int, dict[str, str]]]]: ...
     def counters(self, model: str) -> dict[str, int]: ...
     def outcomes(self, model: str, after: str, count: int = ...
-                 ) -> list[tuple[str, str, float]]: ...
+                 ) -> list[tuple[str, str, float, int | None]]: ...
     def trim(self, model: str, upto: str) -> None: ...
     def expire(self, model: str) -> int: ...
 
@@ -139,7 +139,8 @@ def evaluate(cfg: PerformanceConfig, model: str, source: PerformanceSource, *,
                    for k, v in (estimate.metrics() if estimate else {}).items() if v is not None},
         reference={k: m.value for k, m in (ref_perf.metrics if ref_perf else {}).items()
                    if m.value is not None},
-        counters=source.counters(model),
+        counters={**source.counters(model),
+                  **({"trimmed": state.trimmed} if state is not None else {})},
         delay_s={str(q): v.value for q, v in real.delay_quantiles.items()},
         detections=0 if state is None else sum(len(v) for v in state.detections.values()),
         segments=seg_metrics,
@@ -180,8 +181,14 @@ def _detector(cfg: PerformanceConfig, model: str, source: PerformanceSource,
             state = DetectorState.from_bytes(blob, key)
         except StateFormatError as exc:
             log.error("model %s: starting its change detectors afresh: %s", model, exc)
+            state = DetectorState(last_n=None)  # what it read before is not "trimmed"
     rows = source.outcomes(model, state.position, OUTCOMES_PER_EVALUATION)
+    trimmed = state.trimmed
     for version, n in state.update(rows, cfg.detector, cfg.task == "regression", now):
         log.warning("model %s version %s: %s detected a change in the error stream after "
                     "%d outcomes", model, version, cfg.detector, n)
+    if state.trimmed > trimmed:
+        log.warning("model %s: %d joined outcomes were trimmed from the capped outcome "
+                    "stream before the change detectors read them: the evaluator fell "
+                    "behind (%d so far)", model, state.trimmed - trimmed, state.trimmed)
     return state

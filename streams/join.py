@@ -21,6 +21,19 @@ Why it is built this way (issue #13, "nothing lost, nothing counted twice"):
   features. Entries live until their slice of time is ``label_ttl`` behind the model's
   newest prediction (then counted ``expired`` / ``orphan``) or until ``driftline forget``.
   The aggregates are counts and histograms: no per-person data.
+- The idle backstop: event time stands still when a model stops sending, so the buckets
+  that hold the hashed ids also carry a wall-clock TTL, ``label_ttl`` + one slice +
+  :data:`~streams.join_lua.IDLE_MARGIN_MS` (7 days), set again on every write. A live
+  model's entries go by event time first; a retired model's are gone that long after its
+  last write (:meth:`JoinStore.idle_ttl_ms`). The backstop only removes keys: which
+  record was applied (``hw``) and every counter stay in the model's meta hash, which has
+  no TTL, so it changes nothing above. A pipeline stalled longer than the margin loses
+  the predictions still waiting; the expiry finds and counts them (``idle_expired``,
+  besides ``expired`` / ``orphan``), and their labels, when they come, wait as orphans.
+- The outcome stream (the detectors' input) is capped at :data:`STREAM_MAXLEN` entries
+  (approximately). Each entry carries its number ``n`` (the ``joined`` counter), so an
+  evaluator that fell further behind finds the gap and counts it ``trimmed``
+  (:mod:`alerts.detectors`) instead of losing outcomes silently.
 
 Memory: entries sit in hashes bucketed by (time slice, hash of the id) so each stays
 small enough for Redis's compact listpack encoding (``bench/labels.py`` measures bytes
@@ -41,7 +54,7 @@ import redis
 
 from streams import join_lua
 from streams.join_items import JoinItem
-from streams.join_lua import SLICES, TARGET_PER_BUCKET
+from streams.join_lua import IDLE_MARGIN_MS, SLICES, TARGET_PER_BUCKET
 from streams.windows import LabelSpec
 
 log = logging.getLogger(__name__)
@@ -91,8 +104,9 @@ class JoinStore:
     """Writes and reads one deployment's join state (see the module doc)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, specs: Mapping[str, LabelSpec],
-                 key: bytes) -> None:
+                 key: bytes, stream_maxlen: int = STREAM_MAXLEN) -> None:
         self.client = client
+        self.stream_maxlen = stream_maxlen
         self.keys = JoinKeys(prefix)
         self.specs = dict(specs)
         self._key = key
@@ -109,14 +123,22 @@ class JoinStore:
         return hashlib.blake2b(f"{model}\0{ident}".encode(), key=self._key,
                                digest_size=8).digest()
 
+    def slice_ms(self, model: str) -> int:
+        spec = self.specs[model]
+        return max(spec.window_ms, math.ceil(spec.label_ttl_ms / SLICES))
+
+    def idle_ttl_ms(self, model: str) -> int:
+        """The wall-clock TTL every write gives a bucket of waiting entries (module doc)."""
+        return self.specs[model].label_ttl_ms + self.slice_ms(model) + IDLE_MARGIN_MS
+
     def _config(self, model: str) -> list[Any]:
         spec = self.specs[model]
-        slice_ms = max(spec.window_ms, math.ceil(spec.label_ttl_ms / SLICES))
+        slice_ms = self.slice_ms(model)
         buckets = max(1, math.ceil(spec.max_pending / SLICES / TARGET_PER_BUCKET))
         wttl = spec.label_ttl_ms + spec.window_ms + spec.retention_ms + spec.keep_ms
         return [self.keys.base(model), _TASK_CODE[spec.task], spec.positive, spec.negative,
                 spec.threshold, spec.window_ms, spec.retention_ms, slice_ms, buckets,
-                spec.label_ttl_ms, wttl, MAX_CLASSES, STREAM_MAXLEN]
+                spec.label_ttl_ms, wttl, MAX_CLASSES, self.stream_maxlen]
 
     # -- writers ---------------------------------------------------------------------------
     def put(self, topic_kind: str, partition: int, items: Iterable[JoinItem]) -> int:
@@ -186,11 +208,13 @@ class JoinStore:
         return out
 
     def outcomes(self, model: str, after: str, count: int = 100_000
-                 ) -> list[tuple[str, str, float]]:
-        """Joined outcomes after stream id ``after``: (id, version, error)."""
+                 ) -> list[tuple[str, str, float, int | None]]:
+        """Joined outcomes after stream id ``after``: (id, version, error, number); the
+        number (1, 2, ... per model) is None on entries written before it was kept."""
         rows: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(  # type: ignore[assignment]
             self.keys.outcomes(model), min=f"({after}", count=count)
-        return [(i.decode(), f[b"v"].decode(), float(f[b"e"])) for i, f in rows]
+        return [(i.decode(), f[b"v"].decode(), float(f[b"e"]),
+                 int(f[b"n"]) if b"n" in f else None) for i, f in rows]
 
     def trim(self, model: str, upto: str) -> None:
         """Drop outcomes up to stream id ``upto`` (consumed by the detectors)."""

@@ -11,8 +11,10 @@ the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
     base:slices        zset of live slice numbers (slice = ts // slice_ms)
     base:sb            hash: slice -> its number of buckets, set when the slice is made
                        from what waits then and the newest slice's entries (n:<slice>),
-                       so small models keep few keys and busy ones small buckets
-    base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s:
+                       so small models keep few keys and busy ones small buckets; and
+                       what waits in each slice (p:<slice> predictions, e:<slice> labels)
+    base:j:<s>:<b>     hash: hashed id (8 bytes) -> entry, in bucket b of slice s, with a
+                       wall-clock TTL (the *idle backstop*, below):
                          "P<pred ts ms>;<versions>;<score or number>;<class>": waiting
                          (versions: the version, then its segments' version names)
                          "L<label ts ms>;<label>": a label whose prediction has not come
@@ -22,11 +24,25 @@ the keys of the model's slices from ``base`` (``P:perf:{P:<model>}``)::
     base:versions      set of versions with aggregates
     base:classes       set of class names seen (bounded; further ones count as "~other")
     base:o             stream of joined outcomes: v=<version> e=<error> (0/1 or |error|)
+                       n=<its number: the ``joined`` counter after it> (capped at
+                       ``maxlen``, approximately; the detectors count the gaps in ``n``)
 
 Exactly-once: each record's effect is applied at most once per model because the script
 skips records at or below the partition's ``hw`` and sets ``hw`` in the same atomic call;
 records are applied in offset order. A worker that dies after the call but before its
 Kafka commit / window checkpoint replays the records, and the replay changes nothing.
+
+Idle backstop: ``label_ttl`` runs on the model's event time, which stands still when the
+model stops sending; so every write to a bucket also sets its TTL to ``label_ttl`` + one
+slice + :data:`IDLE_MARGIN_MS` of wall clock. While the model sends, its slices are dropped
+by event time first: with event time keeping up, a bucket's first write is no earlier than
+its slice's start, so even without the margin its TTL reaches the slice's end + label_ttl;
+the margin covers event time falling behind (an outage, a backlog). A retired model's
+hashed ids are gone that long after its last write. What Redis
+drops this way is found when the expiry reaches the slice (the slice's p: / e: counts
+minus what is left) and counted ``idle_expired`` (and ``expired`` / ``orphan``), so the
+``pending`` / ``early`` counters stay true. The TTL is a key's lifetime, never a record's
+effect: the ``hw`` offsets and counters live in ``meta`` (no TTL), so exactly-once holds.
 """
 
 from __future__ import annotations
@@ -38,6 +54,9 @@ SLICES: Final = 8
 TARGET_PER_BUCKET: Final = 100
 """Entries per bucket hash a new slice aims at (Redis keeps hashes up to 128 entries in
 its compact listpack encoding by default)."""
+IDLE_MARGIN_MS: Final = 7 * 86_400_000
+"""Wall clock a bucket outlives its event-time expiry by (see the module doc): an outage
+shorter than this loses no waiting prediction; a longer one loses, and counts, them."""
 
 _TEMPLATE: Final = r"""
 local base = ARGV[1]
@@ -49,6 +68,7 @@ local slice_ms, buckets = tonumber(ARGV[8]), tonumber(ARGV[9])
 local ttl_ms, wttl_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
 local max_classes, maxlen = tonumber(ARGV[12]), tonumber(ARGV[13])
 local per_ttl, target = %(slices)d, %(target)d
+local idle_ms = ttl_ms + slice_ms + %(margin)d
 local LOGG = math.log((1 + 0.01) / (1 - 0.01))
 
 local sizes = {}
@@ -72,13 +92,28 @@ local function slices()
   return live
 end
 
-local function find(hid)
+local function find(hid)  -- bucket key, entry, slice
   for _, s in ipairs(slices()) do
     local k = bkey(hid, s)
     local v = redis.call('HGET', k, hid)
-    if v then return k, v end
+    if v then return k, v, s end
   end
-  return nil, nil
+  return nil, nil, nil
+end
+
+local touched = {}
+local function set(k, hid, value)  -- every bucket write: its TTL is set once per call
+  touched[k] = true
+  return redis.call('HSET', k, hid, value)
+end
+
+local function refresh()  -- the idle backstop of the buckets written by this call
+  for k in pairs(touched) do redis.call('PEXPIRE', k, idle_ms) end
+end
+
+local function waiting(s, what, by)  -- 'pending' / 'early': per model and per slice
+  redis.call('HINCRBY', meta, what, by)
+  redis.call('HINCRBY', base .. ':sb', string.sub(what, 1, 1) .. ':' .. s, by)
 end
 
 local function place(hid, ts, value)
@@ -102,10 +137,10 @@ local function place(hid, ts, value)
     live = nil
   end
   local k = bkey(hid, s)
-  if redis.call('HSET', k, hid, value) == 1 then
+  if set(k, hid, value) == 1 then
     redis.call('HINCRBY', base .. ':sb', 'n:' .. s, 1)
   end
-  return k
+  return k, s
 end
 
 local function bucket(x, prefix, zero, tiny)
@@ -187,8 +222,8 @@ local function complete(vers, pts, pclass, num, label, lts, clock)
     for _, f in ipairs(floats) do redis.call('HINCRBYFLOAT', w, f[1], fmt(f[2])) end
     touch(w, v)
   end
-  redis.call('XADD', base .. ':o', 'MAXLEN', '~', maxlen, '*', 'v', all[1], 'e', err)
-  redis.call('HINCRBY', meta, 'joined', 1)
+  local n = redis.call('HINCRBY', meta, 'joined', 1)
+  redis.call('XADD', base .. ':o', 'MAXLEN', '~', maxlen, '*', 'v', all[1], 'e', err, 'n', n)
   if (pts - pts % window_ms) + window_ms + retention_ms <= clock then
     redis.call('HINCRBY', meta, 'late', 1)
   end
@@ -207,7 +242,7 @@ end
 """
 
 _COMMON: Final = _TEMPLATE.replace("%(slices)d", str(SLICES)).replace(
-    "%(target)d", str(TARGET_PER_BUCKET))
+    "%(target)d", str(TARGET_PER_BUCKET)).replace("%(margin)d", str(IDLE_MARGIN_MS))
 
 PUT: Final = _COMMON + r"""
 local mode, partition = ARGV[14], ARGV[15]
@@ -222,7 +257,7 @@ for _ = 1, tonumber(ARGV[16]) do
   if off > hw then
     hw = off
     applied = applied + 1
-    local k, v = find(hid)
+    local k, v, ks = find(hid)
     local kind = v and string.sub(v, 1, 1) or ''
     if mode == 'p' then  -- a = version(s), b = class, c = score / number, d = inline label
       if ts > clock then clock = ts end
@@ -234,39 +269,40 @@ for _ = 1, tonumber(ARGV[16]) do
         count(a, ts, 'p')
         complete(a, ts, b, c, d, ts, clock)
         if kind == 'L' then redis.call('HINCRBY', meta, 'duplicate', 1) end
-        if k then redis.call('HSET', k, hid, 'D') else place(hid, ts, 'D') end
-        if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
+        if k then set(k, hid, 'D') else place(hid, ts, 'D') end
+        if kind == 'L' then waiting(ks, 'early', -1) end
       elseif kind == 'L' then
         count(a, ts, 'p')
         local l = split(v, 2)
         complete(a, ts, b, c, l[2], l[1], clock)
-        redis.call('HSET', k, hid, 'D')
-        redis.call('HINCRBY', meta, 'early', -1)
+        set(k, hid, 'D')
+        waiting(ks, 'early', -1)
         redis.call('HINCRBY', meta, 'joined_early', 1)
       else
         count(a, ts, 'p')
-        place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. c .. ';' .. b)
-        redis.call('HINCRBY', meta, 'pending', 1)
+        local _, s = place(hid, ts, 'P' .. ts .. ';' .. a .. ';' .. c .. ';' .. b)
+        waiting(s, 'pending', 1)
       end
     else  -- a label: d = label
       if kind == 'P' then
         local p = split(v, 4)
         complete(p[2], tonumber(p[1]), p[4], p[3], d, ts, clock)
-        redis.call('HSET', k, hid, 'D')
-        redis.call('HINCRBY', meta, 'pending', -1)
+        set(k, hid, 'D')
+        waiting(ks, 'pending', -1)
       elseif kind == 'D' or kind == 'L' then
         redis.call('HINCRBY', meta, 'duplicate', 1)
       elseif kind == 'F' then
         redis.call('HINCRBY', meta, 'forgotten', 1)
       else
-        place(hid, ts, 'L' .. ts .. ';' .. d)
-        redis.call('HINCRBY', meta, 'early', 1)
+        local _, s = place(hid, ts, 'L' .. ts .. ';' .. d)
+        waiting(s, 'early', 1)
         redis.call('HINCRBY', meta, 'early_total', 1)
       end
     end
   end
 end
 redis.call('HSET', meta, hwf, hw, 'clock', clock)
+refresh()
 return applied
 """
 
@@ -277,6 +313,7 @@ local clock = tonumber(redis.call('HGET', meta, 'clock') or '0')
 local max_pending = tonumber(ARGV[14])
 local done = 0
 local function drop(s, why)
+  local found_p, found_e = 0, 0
   for b = 0, size_of(s) - 1 do
     local k = base .. ':j:' .. s .. ':' .. b
     local all = redis.call('HGETALL', k)
@@ -289,15 +326,32 @@ local function drop(s, why)
         redis.call('HINCRBY', meta, 'pending', -1)
         redis.call('HINCRBY', meta, 'expired', 1)
         if why == 'evicted' then redis.call('HINCRBY', meta, 'evicted', 1) end
+        found_p = found_p + 1
       elseif kind == 'L' then
         redis.call('HINCRBY', meta, 'early', -1)
         redis.call('HINCRBY', meta, 'orphan', 1)
+        found_e = found_e + 1
       end
     end
     if #all > 0 then redis.call('DEL', k) end
   end
+  -- what the slice held but Redis dropped first (the idle backstop); slices made before
+  -- the per-slice counts read 0 or less here and count nothing
+  local sb = base .. ':sb'
+  local lost_p = tonumber(redis.call('HGET', sb, 'p:' .. s) or '0') - found_p
+  local lost_e = tonumber(redis.call('HGET', sb, 'e:' .. s) or '0') - found_e
+  if lost_p > 0 then
+    redis.call('HINCRBY', meta, 'pending', -lost_p)
+    redis.call('HINCRBY', meta, 'expired', lost_p)
+    redis.call('HINCRBY', meta, 'idle_expired', lost_p)
+  end
+  if lost_e > 0 then
+    redis.call('HINCRBY', meta, 'early', -lost_e)
+    redis.call('HINCRBY', meta, 'orphan', lost_e)
+    redis.call('HINCRBY', meta, 'idle_expired', lost_e)
+  end
   redis.call('ZREM', base .. ':slices', s)
-  redis.call('HDEL', base .. ':sb', s, 'n:' .. s)
+  redis.call('HDEL', sb, s, 'n:' .. s, 'p:' .. s, 'e:' .. s)
   done = done + 1
 end
 for _, s in ipairs(slices()) do
@@ -319,10 +373,10 @@ local now_slice = math.floor(tonumber(redis.call('HGET', meta, 'clock') or '0') 
 local erased = 0
 for j = 14, #ARGV do
   local hid = ARGV[j]
-  local k, v = find(hid)
+  local k, v, ks = find(hid)
   local kind = v and string.sub(v, 1, 1) or ''
-  if kind == 'P' then redis.call('HINCRBY', meta, 'pending', -1) end
-  if kind == 'L' then redis.call('HINCRBY', meta, 'early', -1) end
+  if kind == 'P' then waiting(ks, 'pending', -1) end
+  if kind == 'L' then waiting(ks, 'early', -1) end
   if kind ~= 'F' then
     if k then redis.call('HDEL', k, hid) end
     local s = now_slice
@@ -332,5 +386,6 @@ for j = 14, #ARGV do
     erased = erased + 1
   end
 end
+refresh()
 return erased
 """

@@ -103,7 +103,7 @@ def test_label_after_prediction(join: JoinStore) -> None:
                  "d0": "1", f"d:{log_bucket(5.0)}": "1", f"d:{log_bucket(2.0)}": "1"}
     assert counts(join) == {"joined": 3}  # nothing pending, nothing late
     outcomes = join.outcomes("bin", "0")
-    assert [(v, e) for _, v, e in outcomes] == [("1", 0.0), ("1", 1.0), ("1", 1.0)]
+    assert [(v, e, n) for _, v, e, n in outcomes] == [("1", 0.0, 1), ("1", 1.0, 2), ("1", 1.0, 3)]
 
 
 def test_label_before_prediction_is_early_then_joined(join: JoinStore) -> None:
