@@ -13,7 +13,8 @@ machine as drift. Alert ids are ``_driftline/-/<metric>@partition=<p>`` (model
   rebuilds and for ``RESET_HOLD_S`` after the last incident it paged, then resolves; an
   incident while it fires is sent again as a ``repeat`` with the new count;
 - ``offset_gap`` — breached for ``GAP_HOLD_S`` after records of the partition were found
-  deleted by retention before they were processed; then resolves.
+  to be in no window (deleted by retention before they were processed, aged out before a
+  rebuild, lost with the state under ``--on-state-loss resume``); then resolves.
 
 The hold runs on the evaluator's clock (from the message it sent), so it does not depend
 on the workers' clocks; the incident's own stamp (``at``, the worker's clock) only keeps an
@@ -82,8 +83,8 @@ def checks(incidents: Mapping[int, Mapping[str, Any]], now: float, topic: str,
             recent = now - float(note.get("gap_at", 0.0)) < GAP_HOLD_S
             out.append(OpsCheck(
                 p, "offset_gap", recent, records,
-                f"{topic} partition {p}: {records:.0f} records deleted by retention before "
-                "they were processed"))
+                f"{topic} partition {p}: {records:.0f} records are in no window (deleted by "
+                "retention before they were processed, or lost with the state)"))
     return out
 
 

@@ -49,12 +49,12 @@ class Checkpointer:
         dlq_retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        on_lost: Callable[[int, str, int], None] | None = None,
+        on_lost: Callable[[Checkpoint, str], None] | None = None,
         join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
         same_topic: Callable[[list[Checkpoint]], list[Checkpoint]] | None = None,
     ) -> None:
-        """``on_lost(partition, cause, applied_offset)``: called after a write found the state
-        lost (``applied_offset``: what the worker had applied); without one,
+        """``on_lost(checkpoint, cause)``: called after a write of ``checkpoint`` found the
+        state lost (its applied offset and watermarks: what the worker had); without one,
         :class:`StateLostError` propagates (the worker stops). ``join(partition, items)``:
         the label join's write (:meth:`streams.join.JoinStore.put`), made before each
         checkpoint that carries items — it skips what it already applied, so the replay
@@ -117,7 +117,7 @@ class Checkpointer:
                 self.health.partitions.pop(cp.partition, None)
                 if self.on_lost is None:
                     raise
-                self.on_lost(cp.partition, exc.cause, cp.applied_offset)
+                self.on_lost(cp, exc.cause)
                 continue
             self.processor.flushed(cp)
             written.append(cp)

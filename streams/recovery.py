@@ -7,10 +7,20 @@ mismatch between the two is resolved by reading Kafka again — never by skippin
   worker wrote: Redis restarted empty, ``FLUSHALL``, eviction, an old snapshot): reload
   what Redis has (an older snapshot is a consistent earlier state) and re-read the
   partition from the offset after it, from the earliest retained offset when nothing is
-  left. ``on_state_loss``: ``rebuild`` (default), ``resume`` (keep going from the current
-  position with empty windows: a recorded gap) or ``stop`` (raise: the worker exits).
+  left. ``on_state_loss``: ``rebuild`` (default), ``resume`` or ``stop`` (raise: the worker
+  exits).
 - **missing at start**: no state in Redis but the group has committed offsets — the state
   was lost while no worker ran: rebuilt the same way.
+- ``resume`` keeps reading where the worker is (at start: at the group's committed offset)
+  with what Redis still has. What is known exactly is the offsets whose effect is gone:
+  those the lost state had applied beyond what Redis still holds (``kept + 1 .. applied``;
+  at start ``0 .. committed - 1``) — counted as a gap (records, DLQ'd and late ones
+  included; a lost state's windows already compacted into model-level records are counted
+  although they survive). The windows they fed are marked incomplete as after a rebuild
+  whose input aged out: during the run up to the window of each model's watermark when the
+  state was lost (its records cannot be later than that); at start, where no watermark
+  survives, up to the window of each model's first event after the committed offset, for
+  models seen before the partition reaches the log end it had then.
 - **another topic** (the stored topic id differs — deleted and recreated — or the stored
   position is beyond the partition's end): the old state is deleted, never merged, and
   the partition is read from the start. A topic recreated under a *running* worker is
@@ -19,6 +29,9 @@ mismatch between the two is resolved by reading Kafka again — never by skippin
   fetching at the old position in the new topic without any error when the new topic
   already holds more records than that, so neither a rebalance nor an offset reset can
   be waited for. What was read since the last checkpoint is dropped unwritten.
+- **fewer partitions** (the topic recreated with fewer): the old topic's partitions beyond
+  the new count are deleted (:mod:`streams.orphans`) when the worker learns the topic's
+  id and count — on assignment, and when it finds the topic recreated under it.
 - **a gap** (retention deleted records before they were processed; the consumer runs with
   ``auto.offset.reset=error`` so this is reported, not absorbed): the skipped offsets are
   counted per partition and logged at ERROR; reading resumes at the earliest retained.
@@ -42,7 +55,8 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from sketches.retry import RetryPolicy
 from streams.core import Checkpoint, PartitionSnapshot, Processor
 from streams.health import WorkerHealth
-from streams.state import RedisStateStore, StateLostError
+from streams.orphans import DELETED, drop_if_foreign
+from streams.state import REDIS_TRANSIENT, RedisStateStore, StateLostError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +67,7 @@ class Recovery:
     """Positions partitions on assignment and repairs them when state or topic changed.
 
     ``topic_id()`` returns the topic's current Kafka id (None when it cannot be read);
-    ``call(fn, what)`` runs a Redis call under the runner's retry policy.
+    ``partition_count()`` the topic's partition count as read with that id (None: unknown).
     """
 
     def __init__(
@@ -68,6 +82,7 @@ class Recovery:
         should_stop: Callable[[], bool],
         sleep: Callable[[float], None],
         topic_id: Callable[[], str | None] = lambda: None,
+        partition_count: Callable[[], int | None] = lambda: None,
         mode: str = "rebuild",
     ) -> None:
         if mode not in MODES:
@@ -81,7 +96,11 @@ class Recovery:
         self.should_stop = should_stop
         self.sleep = sleep
         self.topic_id = topic_id
+        self.partition_count = partition_count
         self.mode = mode
+        self._marking: dict[int, int] = {}
+        """partition -> the offset up to which new models' first windows are marked
+        incomplete (``resume`` at start, outside a rebuild)."""
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         return self.retry.call(fn, what=f"{what} topic={self.topic}", sleep=self.sleep,
@@ -98,12 +117,15 @@ class Recovery:
                            f"has id {topic_id} (deleted and recreated): deleting it")
             snap = self._call(partial(self.store.reset, partition), "reset")
             rebuild = True
-        elif snap.applied_offset < 0 and self._committed(partition) >= 0:
+        elif snap.applied_offset < 0 and (committed := self._committed(partition)) >= 0:
             self._incident(partition, "missing_at_start",
                            "no state in Redis, but the group has committed offsets: the state "
                            "was lost while no worker ran")
             if self.mode == "stop":
                 raise StateLostError(f"partition {partition}: state missing", cause="missing")
+            if self.mode == "resume":
+                return self._resume_at(partition, dataclasses.replace(
+                    snap, topic_id=topic_id or snap.topic_id), committed)
             rebuild = True
         self.processor.assign(dataclasses.replace(snap, topic_id=topic_id or snap.topic_id))
         if rebuild:
@@ -120,21 +142,17 @@ class Recovery:
         return int(tp.offset)
 
     # -- during the run ----------------------------------------------------------------
-    def state_lost(self, partition: int, cause: str, applied_offset: int) -> None:
-        """A checkpoint found the partition's state lost (the checkpointer has dropped the
-        in-memory state): reload and re-read per ``mode``."""
-        self._note(partition, f"state_lost_{cause}", rebuilding=True)
+    def state_lost(self, cp: Checkpoint, cause: str) -> None:
+        """A checkpoint (``cp``, refused) found the partition's state lost (the
+        checkpointer has dropped the in-memory state): reload and re-read per ``mode``."""
+        partition = cp.partition
+        self._note(partition, f"state_lost_{cause}", rebuilding=self.mode == "rebuild")
         if self.mode == "stop":
             raise StateLostError(f"partition {partition}: state lost ({cause})", cause=cause)
         snap: PartitionSnapshot = self._call(partial(self.store.load, partition), "load")
         snap = dataclasses.replace(snap, topic_id=snap.topic_id or self.topic_id())
         if self.mode == "resume":
-            log.error("topic=%s partition=%d: resuming at offset %d with the state Redis has "
-                      "(applied offset %d): the records between are not in any window",
-                      self.topic, partition, applied_offset + 1, snap.applied_offset)
-            self.processor.assign(dataclasses.replace(snap, applied_offset=max(
-                applied_offset, snap.applied_offset)))
-            self._note(partition, None, rebuilding=False)
+            self._resume_after(snap, cp)
             return
         self.processor.assign(snap)
         start = snap.applied_offset + 1 if snap.applied_offset >= 0 else OFFSET_BEGINNING
@@ -177,6 +195,7 @@ class Recovery:
         current = self.topic_id()
         if current is None:  # cannot tell (deleted right now, or the broker is away)
             return checkpoints
+        count = self.partition_count()
         keep = []
         for cp in checkpoints:
             if cp.topic_id is None or cp.topic_id == current:
@@ -184,6 +203,8 @@ class Recovery:
                 continue
             self.processor.revoke(cp.partition)
             self.health.partitions.pop(cp.partition, None)
+            if count is not None and cp.partition >= count:
+                continue  # the new topic has no such partition: deleted below
             what = (f"the topic's id changed from {cp.topic_id} to {current} while it was read "
                     "(deleted and recreated): the records read since the last checkpoint "
                     f"(up to offset {cp.applied_offset}) are dropped unwritten")
@@ -195,10 +216,16 @@ class Recovery:
                            what + ", deleting the stored state and reading the new topic "
                            "from its start")
             self._restart(cp.partition, current)
+        if len(keep) < len(checkpoints):
+            self.drop_orphans(current)
         return keep
 
     def progress(self, partition: int, applied_offset: int) -> None:
         """After a checkpoint: a rebuild that reached its target is over."""
+        marking = self._marking.get(partition)
+        if marking is not None and applied_offset + 1 >= marking:
+            del self._marking[partition]
+            self.processor.mark_incomplete(partition, pending=False)
         target = self.health.rebuilding.get(partition)
         if target is not None and applied_offset + 1 >= target:
             del self.health.rebuilding[partition]
@@ -206,6 +233,75 @@ class Recovery:
             log.info("topic=%s partition=%d: rebuilt up to offset %d", self.topic, partition,
                      applied_offset)
             self._note(partition, None, rebuilding=False)
+
+    def drop_orphans(self, topic_id: str | None) -> None:
+        """Delete the stored partitions the topic (id ``topic_id``, of the partition count
+        read with it) no longer has: a topic recreated with fewer partitions (rule and
+        safety: :mod:`streams.orphans`). Best effort: a failure is logged, the next
+        assignment tries again."""
+        count = self.partition_count()
+        if not topic_id or not count:
+            return
+        try:
+            beyond = [p for p in self.store.stored_partitions() if p >= count]
+            for p in beyond:
+                if drop_if_foreign(self.store, p, topic_id) != DELETED:
+                    continue
+                self.processor.revoke(p)  # held from the old topic's assignment, if at all
+                self.health.partitions.pop(p, None)
+                self.health.rebuilding.pop(p, None)
+                log.error("topic=%s partition=%d: the topic (id %s) has %d partitions now; "
+                          "deleted the stored state of the old topic's partition %d",
+                          self.topic, p, topic_id, count, p)
+                self.health.count_reset(p, "topic_recreated")
+                self.store.note_incident(p, "topic_recreated", rebuilding=False)
+        except REDIS_TRANSIENT as exc:
+            log.warning("topic=%s: stored partitions beyond the topic's %d not checked (%s); "
+                        "checked again at the next assignment", self.topic, count, exc)
+
+    # -- resume ------------------------------------------------------------------------
+    def _resume_after(self, snap: PartitionSnapshot, cp: Checkpoint) -> None:
+        """``resume`` after ``cp`` was refused: keep reading after ``cp.applied_offset`` with
+        what Redis has; the offsets only the lost state had are a gap, the windows they fed
+        (none past the model's watermark at ``cp``) incomplete."""
+        p = cp.partition
+        gap = max(0, cp.applied_offset - snap.applied_offset)
+        incomplete = dict(snap.incomplete)
+        for model, mark in cp.watermarks.items() if gap else ():
+            spec = self.processor.catalog.get(model)
+            if spec is not None:
+                start = mark - mark % spec.window_ms
+                incomplete[model] = max(start, incomplete.get(model, start))
+        self.processor.assign(dataclasses.replace(
+            snap, applied_offset=max(cp.applied_offset, snap.applied_offset),
+            incomplete=incomplete))
+        self._gap(p, gap, f"resuming at offset {cp.applied_offset + 1} with the state Redis "
+                  f"has (applied offset {snap.applied_offset}): offsets "
+                  f"{snap.applied_offset + 1}..{cp.applied_offset} are in no window, windows "
+                  f"up to {incomplete} are incomplete")
+        self._note(p, None, rebuilding=False, records=gap)
+
+    def _resume_at(self, partition: int, snap: PartitionSnapshot, committed: int) -> int:
+        """``resume`` with the state missing at start: read from the group's ``committed``
+        offset; offsets 0..committed-1 are a gap; new models' first windows incomplete
+        until the partition reaches today's log end."""
+        self.processor.assign(dataclasses.replace(snap, applied_offset=committed - 1))
+        self.processor.mark_incomplete(partition)
+        try:
+            _low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10)
+            self._marking[partition] = high
+        except KafkaException:
+            self._marking[partition] = committed
+        self._gap(partition, committed, f"resuming at the committed offset {committed}: "
+                  f"offsets 0..{committed - 1} are in no window, the windows of each model's "
+                  "first event from there on and earlier are incomplete")
+        self._note(partition, None, rebuilding=False, records=committed)
+        return committed
+
+    def _gap(self, partition: int, records: int, what: str) -> None:
+        self.health.offset_gaps[partition] = self.health.offset_gaps.get(partition, 0) + records
+        log.error("topic=%s partition=%d: %s", self.topic, partition, what)
 
     # -- helpers -----------------------------------------------------------------------
     def _restart(self, partition: int, topic_id: str | None) -> None:

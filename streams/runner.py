@@ -105,12 +105,14 @@ class ConfluentRunner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         topic_id: Callable[[], str | None] = lambda: None,
+        partition_count: Callable[[], int | None] = lambda: None,
         notices: Callable[[list[Checkpoint]], None] | None = None,
         join: Callable[[int, tuple[JoinItem, ...]], object] | None = None,
     ) -> None:
         """``topic_id()``: the topic's current Kafka id (see :mod:`streams.recovery`), asked
         on assignment and before every checkpoint write that carries records: keep it to
-        one metadata request (:class:`streams.worker.TopicIds`).
+        one metadata request (:class:`streams.worker.TopicIds`); ``partition_count()``: the
+        topic's partition count as read by the last ``topic_id()`` call (None: unknown).
         ``notices``: told the checkpoints safe in Redis (:class:`streams.notices.NoticeSender`).
         ``join``: the label join's write, made before each checkpoint (:mod:`streams.join`)."""
         self._notices = notices
@@ -130,7 +132,8 @@ class ConfluentRunner:
         self.recovery = Recovery(
             consumer=consumer, topic=config.topic, store=store, processor=processor,
             health=self.health, retry=self.redis_retry, should_stop=lambda: self._stopping,
-            sleep=sleep, topic_id=topic_id, mode=config.on_state_loss,
+            sleep=sleep, topic_id=topic_id, partition_count=partition_count,
+            mode=config.on_state_loss,
         )
         self._checkpointer.on_lost = self.recovery.state_lost
         self._checkpointer.same_topic = self._same_topic
@@ -193,6 +196,8 @@ class ConfluentRunner:
                 self.health.dlq_sent += 1
             self._since_checkpoint += len(records)
             self.health.records += len(records)
+            if self.health.unflushed_since is None:
+                self.health.unflushed_since = self.clock()
         due = self._since_checkpoint >= self.config.checkpoint_records or (
             self.clock() - self._last_checkpoint >= self.config.checkpoint_interval_s
         )
@@ -221,6 +226,8 @@ class ConfluentRunner:
     def checkpoint(self, partitions: list[int]) -> None:
         """DLQ flush → one atomic Redis write per changed partition → Kafka commit."""
         written = self._checkpointer.flush(partitions, should_stop=lambda: self._stopping)
+        if set(self.processor.partitions) <= set(partitions):  # nothing held unwritten
+            self.health.unflushed_since = None
         offsets = [TopicPartition(self.config.topic, cp.partition, cp.applied_offset + 1)
                    for cp in written]
         for cp in written:
@@ -256,6 +263,8 @@ class ConfluentRunner:
             tp.offset = self.recovery.start_offset(tp.partition, topic_id)
             log.info("assigned topic=%s partition=%d offset=%d", tp.topic, tp.partition,
                      tp.offset)
+        if partitions:
+            self.recovery.drop_orphans(topic_id)  # a topic recreated with fewer partitions
         consumer.incremental_assign(partitions)
         self._update_health()
 

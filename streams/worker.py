@@ -103,18 +103,27 @@ def build_store(settings: WorkerSettings, catalog: ModelCatalog) -> RedisStateSt
 class TopicIds:
     """Called: the topic's Kafka id (it changes when the topic is deleted and recreated),
     None when it cannot be read. One admin client for the worker's life: the runner asks
-    before every checkpoint write (~0.5 ms against a local broker)."""
+    before every checkpoint write (~0.5 ms against a local broker). :meth:`partitions`: the
+    partition count the same answer gave."""
 
     def __init__(self, bootstrap: KafkaConnection | str, topic: str) -> None:
         self._admin = AdminClient(client_config(bootstrap))
         self.topic = topic
         self._failing = False
+        self._count: int | None = None
+
+    def partitions(self) -> int | None:
+        """The topic's partition count as of the last call (None: not read)."""
+        return self._count
 
     def __call__(self) -> str | None:
+        self._count = None
         try:
             [future] = self._admin.describe_topics(TopicCollection([self.topic]),
                                                    request_timeout=5).values()
-            found = str(future.result().topic_id)
+            described = future.result()
+            found = str(described.topic_id)
+            self._count = len(described.partitions)
         except (KafkaException, ValueError) as exc:
             # once per failing streak: the topic may be deleted for a while
             log.log(logging.DEBUG if self._failing else logging.WARNING,
@@ -126,23 +135,53 @@ class TopicIds:
         return found
 
 
-def check_redis(client: redis.Redis) -> None:
-    """Say in one line what the Redis configuration means for exactness."""
+def check_redis(client: redis.Redis) -> str:
+    """Say in ONE log line what the Redis configuration means for exactness (and return
+    it): INFO when it keeps window state (``noeviction`` and AOF or RDB persistence),
+    WARNING naming each setting that can lose it and what follows."""
+    cfg: dict[str, str] = {}
     try:
-        cfg: dict[str, str] = {}
-        for name in ("maxmemory-policy", "appendonly", "save"):
+        for name in ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync", "save"):
             cfg.update({str(k): str(v) for k, v in client.config_get(name).items()})
-    except redis.exceptions.RedisError as exc:
-        log.warning("cannot read the Redis configuration (%s): if it evicts keys or keeps no "
-                    "persistence, lost state is rebuilt from Kafka", exc)
-        return
-    policy = cfg.get("maxmemory-policy", "?")
-    if policy != "noeviction":
-        log.warning("Redis maxmemory-policy is %s: under memory pressure it may evict window "
-                    "state, which is then rebuilt from Kafka; use noeviction", policy)
-    if cfg.get("appendonly") != "yes" and not cfg.get("save"):
-        log.warning("Redis keeps no persistence (appendonly no, no save): a Redis restart "
-                    "loses all window state, which is then rebuilt from Kafka")
+    except redis.exceptions.RedisError as exc:  # e.g. a managed Redis refusing CONFIG
+        line = (f"cannot read the Redis configuration ({exc}): make sure it runs "
+                "maxmemory-policy noeviction with AOF — lost state is rebuilt from Kafka, but "
+                "records already aged out of the topic are then gone for good")
+        log.warning("%s", line)
+        return line
+    policy, limit = cfg.get("maxmemory-policy", "?"), cfg.get("maxmemory", "0")
+    fsync, save = cfg.get("appendfsync", "everysec"), cfg.get("save", "")
+    good: list[str] = []
+    bad: list[str] = []
+    if policy == "noeviction":
+        good.append("maxmemory-policy noeviction (a full Redis refuses writes; it drops no "
+                    "state)")
+    else:
+        bad.append(f"maxmemory-policy {policy} " + (f"with maxmemory {limit}" if limit != "0"
+                                                   else "(no maxmemory set yet)")
+                   + ": under memory pressure Redis evicts window state")
+    if cfg.get("appendonly") == "yes":
+        lost = "second" if fsync == "everysec" else "~30 s"
+        good.append(f"AOF with appendfsync {fsync}" + (
+            "" if fsync == "always" else
+            f" (a crash of the Redis host loses the last {lost} of writes, noticed at the "
+            "partition's next checkpoint and rebuilt from Kafka)"))
+    elif save:
+        good.append(f"RDB snapshots only (save {save!r}: a restart goes back to the last "
+                    "snapshot and what came after is rebuilt from Kafka; AOF avoids that)")
+    else:
+        bad.append("no persistence (appendonly no, no save): a restart loses all window state")
+    if not bad:
+        line = "Redis keeps window state, exactness holds: " + "; ".join(good)
+        log.info("%s", line)
+        return line
+    line = ("Redis may lose window state: " + "; ".join(bad) + ". Lost state is noticed at "
+            "the partition's next checkpoint and rebuilt from Kafka, but records already aged "
+            "out of the topic are then gone (their windows marked incomplete); use "
+            "maxmemory-policy noeviction and appendonly yes"
+            + (f" (fine: {'; '.join(good)})" if good else ""))
+    log.warning("%s", line)
+    return line
 
 
 def notice_sender(settings: WorkerSettings) -> NoticeSender | None:
@@ -188,6 +227,7 @@ def run_confluent_worker(
                            settings.labels_topic, settings.labels_dlq_topic, join,
                            settings.instance_id)
               if join is not None else None)
+    topic_ids = TopicIds(settings.kafka_connection, settings.topic)
     runner = ConfluentRunner(
         consumer=consumer,
         dlq=DlqSender(producer, topic=settings.dlq_topic, source_topic=settings.topic),
@@ -200,7 +240,8 @@ def run_confluent_worker(
             checkpoint_interval_s=settings.checkpoint_interval_s,
             on_state_loss=settings.on_state_loss,
         ),
-        topic_id=TopicIds(settings.kafka_connection, settings.topic),
+        topic_id=topic_ids,
+        partition_count=topic_ids.partitions,
         notices=notices.send if notices is not None else None,
         join=partial(join.put, "p") if join is not None else None,
     )

@@ -5,10 +5,12 @@ before processing are a counted, alerted gap; a fenced partition is processed ag
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -167,15 +169,47 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]
         p.wait(10)
 
 
+def _resets_by_partition(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        found = re.match(r'driftline_state_resets_total\{.*partition="(\d+)".*\} (\S+)', line)
+        if found:
+            out[found[1]] = out.get(found[1], 0.0) + float(found[2])
+    return out
+
+
 @pytest.mark.timeout(240)
 def test_redis_restarted_empty_mid_stream_is_rebuilt_exact(
     kafka_bootstrap: str, make_topic: Callable[..., str], own_redis: Callable[..., object],
     tmp_path: Path,
 ) -> None:
+    """Two losses in one live stream on a redis-server of the test's own: restarted empty,
+    then, once both partitions wrote to the new one, a real ``FLUSHALL``. Both partitions
+    notice each (two resets each) and the windows end exact. Events keep arriving on both
+    partitions throughout: a partition notices a loss at its next write (an idle one would
+    not; see README)."""
     topic = make_topic(2)
-    values, exp = make_events(200_000, seed=12)
-    produce(kafka_bootstrap, topic, values, 2)
-    ends = end_offsets(kafka_bootstrap, topic, 2)
+    values, exp = make_events(150_000, seed=12)
+    produce(kafka_bootstrap, topic, values[:60_000], 2)
+    flushed = threading.Event()
+    live_errors: list[BaseException] = []
+
+    def produce_live() -> None:
+        """2,500 events every 0.25 s until two chunks after the FLUSHALL, then the rest."""
+        try:
+            after = 0
+            for i in range(60_000, 150_000, 2500):
+                if after >= 2:
+                    produce(kafka_bootstrap, topic, values[i:], 2, start=i)
+                    return
+                produce(kafka_bootstrap, topic, values[i:i + 2500], 2, start=i)
+                after += flushed.is_set()
+                time.sleep(0.25)
+        except BaseException as exc:  # reported by the test
+            live_errors.append(exc)
+
     server = own_redis()
     url = own_redis.url  # type: ignore[attr-defined]
     prefix = "restart"
@@ -183,59 +217,94 @@ def test_redis_restarted_empty_mid_stream_is_rebuilt_exact(
     w = Worker(worker_cmd(kafka_bootstrap, url, topic, prefix, f"g-{uuid.uuid4().hex}",
                           "--checkpoint-records", "10000", "--no-evaluate"),
                tmp_path / "worker.log")
-    try:
+    live = threading.Thread(target=produce_live, daemon=True)
+
+    def wait_for(ok: Callable[[dict[int, int]], bool]) -> dict[int, int]:
         deadline = time.monotonic() + 60
-        while sum(applied(store, 2).values()) < 80_000:
+        while True:
+            try:
+                got = applied(store, 2)
+            except redis.exceptions.ConnectionError:
+                got = {0: -1, 1: -1}
+            if ok(got):
+                return got
             assert w.alive() and time.monotonic() < deadline, w.tail()
-            time.sleep(0.05)
+            time.sleep(0.02)
+
+    try:
+        wait_for(lambda got: sum(got.values()) >= 30_000)
+        live.start()
         server.kill()  # type: ignore[attr-defined]
         server.wait(10)  # type: ignore[attr-defined]
         time.sleep(1.0)
         own_redis()  # the same port, nothing in it
         store = store_for(url, prefix, topic)
-        wait_applied(store, ends, 150, check=lambda: None)
+        wait_for(lambda got: min(got.values()) >= 0)  # both rebuilding into the new one
+        assert live.is_alive(), "the live stream ended before the FLUSHALL"
+        assert store.client.flushall()
+        flushed.set()
+        live.join(60)
+        assert not live_errors, live_errors
+        wait_applied(store, end_offsets(kafka_bootstrap, topic, 2), 150, check=lambda: None)
         w.wait_log("rebuilt up to offset", count=2, timeout=60)
+        resets = _resets_by_partition(_port(w))
         assert w.stop() == 0, w.tail()
     finally:
         if w.alive():
             w.kill9()
-    assert "state lost" in w.log_path.read_text()
+    assert resets == {"0": 2, "1": 2}, resets
     assert_exact(store, exp)
+    assert WindowReader(store).counters().total_ok == 150_000
 
 
 @pytest.mark.timeout(240)
 def test_recreated_topic_is_read_from_the_start_and_not_merged(
     kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path,
 ) -> None:
+    """Recreated with FEWER partitions (4, then 2): the partitions the new topic still has
+    are reset on assignment; the old topic's partitions 2 and 3, which no worker is
+    assigned any more, are deleted — their windows must not leak into what readers merge."""
     topic = f"recreate-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     group = f"g-{uuid.uuid4().hex}"
     store = store_for(redis_url, key_prefix, topic)
     try:
-        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(30)
         old, _ = make_events(3000, seed=13)
-        produce(kafka_bootstrap, topic, old, 1)
+        produce(kafka_bootstrap, topic, old, 4)
         w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group),
                    tmp_path / "worker.log")
-        wait_applied(store, {0: 3000}, 60, check=lambda: None)
+        wait_applied(store, dict.fromkeys(range(4), 750), 60, check=lambda: None)
         assert w.stop() == 0, w.tail()
+        assert store.stored_partitions() == [0, 1, 2, 3]
         admin.delete_topics([topic])[topic].result(30)
         for _ in range(100):  # deletion completes asynchronously
             if topic not in admin.list_topics(timeout=10).topics:
                 break
             time.sleep(0.2)
-        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
         new, exp = make_events(1000, seed=14)
-        produce(kafka_bootstrap, topic, new, 1)
+        produce(kafka_bootstrap, topic, new, 2)
         w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group),
-                   tmp_path / "worker.log")
-        wait_applied(store, {0: 1000}, 60, check=lambda: None)
+                   tmp_path / "worker2.log")
+        wait_applied(store, {0: 500, 1: 500}, 60, check=lambda: None)
+        port = _port(w)
+        resets = _metric(port, "driftline_state_resets_total")
         assert w.stop() == 0, w.tail()
     finally:
         admin.delete_topics([topic])
-    assert "deleting it" in w.log_path.read_text()
+    reader = WindowReader(store)
+    merged = {m: reader.measurement(m, 24 * 3_600_000) for m in ("m1", "m2")}
+    assert sum(prof.rows for m in merged.values() if m for prof in m.versions.values()) == 1000
+    assert reader.counters().total_ok == 1000
     assert_exact(store, exp)  # the 1,000 new events, none of the 3,000 old
-    assert WindowReader(store).counters().total_ok == 1000
+    assert store.stored_partitions() == [0, 1]
+    old_keys = [k for p in (2, 3)
+                for k in store.client.scan_iter(match=f"*{{{key_prefix}:{topic}:p{p}}}*")]
+    assert old_keys == []
+    assert resets == 4  # 0 and 1 reset, 2 and 3 deleted: each topic_recreated once
+    log_text = w.log_path.read_text()
+    assert "deleting it" in log_text and "has 2 partitions now" in log_text
 
 
 @pytest.mark.timeout(240)
@@ -344,3 +413,69 @@ def test_state_lost_while_down_after_retention_rebuilds_marked_incomplete(
     assert merged is not None and merged.incomplete
     assert "missing_at_start" in w.log_path.read_text() or "no state in Redis" in \
         w.log_path.read_text()
+
+
+def test_the_redis_config_is_judged_in_one_line(
+    redis_url: str, own_redis: Callable[..., object], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``check_redis`` against real servers: the stack's (noeviction + AOF), the test's own
+    (no persistence), then that one set to evict keys."""
+    from streams.worker import check_redis
+
+    def judged(client: redis.Redis) -> logging.LogRecord:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="streams.worker"):
+            line = check_redis(client)
+        [record] = caplog.records  # one line, whatever the verdict
+        assert record.getMessage() == line
+        return record
+
+    good = judged(redis.Redis.from_url(redis_url))
+    assert good.levelno == logging.INFO and "exactness holds" in good.getMessage()
+    assert "noeviction" in good.getMessage() and "AOF with appendfsync" in good.getMessage()
+    own_redis()
+    private = redis.Redis.from_url(own_redis.url)  # type: ignore[attr-defined]
+    bare = judged(private)
+    assert bare.levelno == logging.WARNING
+    assert "no persistence (appendonly no, no save): a restart loses all window state" in \
+        bare.getMessage() and "maxmemory-policy" not in bare.getMessage().split(".")[0]
+    private.config_set("maxmemory-policy", "allkeys-lru")
+    private.config_set("maxmemory", "100mb")
+    evicting = judged(private)
+    assert evicting.levelno == logging.WARNING
+    assert ("maxmemory-policy allkeys-lru with maxmemory 104857600: under memory pressure "
+            "Redis evicts window state") in evicting.getMessage()
+    assert "no persistence" in evicting.getMessage()
+    private.config_set("appendonly", "yes")
+    aof_but_evicting = judged(private).getMessage()
+    assert "evicts window state" in aof_but_evicting and "no persistence" not in aof_but_evicting
+    assert "fine: AOF with appendfsync" in aof_but_evicting
+
+
+def test_only_foreign_partitions_beyond_the_count_are_deleted(
+    redis_url: str, key_prefix: str,
+) -> None:
+    """:func:`streams.orphans.drop_if_foreign`'s rule on a real Redis: another topic's
+    state (or one written without an id) is deleted with its windows and leaves the
+    partitions set; the current topic's, and one just taken (nothing written), stay."""
+    from sketches.profile import DatasetProfile
+    from streams.core import Checkpoint
+    from streams.orphans import DELETED, NOTHING, drop_if_foreign
+    from streams.windows import Counters, WindowKey
+    from tests.streamutil import T0
+
+    store = store_for(redis_url, key_prefix, "t")
+    blob = DatasetProfile().to_bytes()
+    key = WindowKey("m", "1", T0)
+    for p, topic_id in ((2, "old"), (3, "new"), (4, None)):
+        snap = store.load(p)
+        store.write(Checkpoint(p, snap.epoch, 9, T0, Counters(ok={"m": 1}), {key: blob},
+                               {key: T0 + 600_000}, watermarks={"m": T0}, topic_id=topic_id))
+    store.load(5)  # taken, nothing written yet
+    store.client.sadd(store.partitions_key(), 6)  # listed, nothing stored
+    got = {p: drop_if_foreign(store, p, "new") for p in (2, 3, 4, 5, 6)}
+    assert got == {2: DELETED, 3: 0, 4: DELETED, 5: 0, 6: NOTHING}
+    assert store.stored_partitions() == [3, 5]
+    for p in (2, 4):
+        assert list(store.client.scan_iter(match=f"*{{{key_prefix}:t:p{p}}}*")) == []
+    assert store.read(3, min_start_ms=0).windows == {key: blob}

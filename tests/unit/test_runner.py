@@ -112,16 +112,27 @@ class FakeStore:
         self.lost: set[int] = set()
         self.snapshots: dict[int, PartitionSnapshot] = {}
         self.incidents: list[tuple[int, str | None, bool]] = []
+        self.gap_records: dict[int, int] = {}
+        self.written: list[Checkpoint] = []
+        self.fail_load = 0
+        self.stored: list[int] = []
 
     def note_incident(self, partition: int, cause: str | None, *, rebuilding: bool,
                       records: int = 0) -> None:
         self.incidents.append((partition, cause, rebuilding))
+        self.gap_records[partition] = self.gap_records.get(partition, 0) + records
+
+    def stored_partitions(self) -> list[int]:
+        return self.stored
 
     def reset(self, partition: int) -> PartitionSnapshot:
         self.log.append(f"reset p{partition}")
         return PartitionSnapshot(partition, epoch=9)
 
     def load(self, partition: int) -> PartitionSnapshot:
+        if self.fail_load:
+            self.fail_load -= 1
+            raise redis.exceptions.ConnectionError("down")
         return self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
 
     def write(self, cp: Checkpoint, lag: int | None = None) -> None:
@@ -134,13 +145,15 @@ class FakeStore:
             self.lost.discard(cp.partition)
             raise StateLostError("gone", cause="missing")
         self.log.append(f"redis p{cp.partition}@{cp.applied_offset}")
+        self.written.append(cp)
 
 
-def event() -> bytes:
-    return json.dumps({"model": "m", "features": {"x": 1.0}, "prediction": 1}).encode()
+def event(model: str = "m") -> bytes:
+    return json.dumps({"model": model, "features": {"x": 1.0}, "prediction": 1}).encode()
 
 
-def make() -> tuple[ConfluentRunner, FakeConsumer, FakeStore, list[str], list[float]]:
+def make(on_state_loss: str = "rebuild"
+         ) -> tuple[ConfluentRunner, FakeConsumer, FakeStore, list[str], list[float]]:
     log: list[str] = []
     sleeps: list[float] = []
     consumer, store = FakeConsumer(log), FakeStore(log)
@@ -149,7 +162,8 @@ def make() -> tuple[ConfluentRunner, FakeConsumer, FakeStore, list[str], list[fl
         dlq=DlqSender(FakeProducer(log), topic="t.dlq", source_topic="t"),
         store=store,  # type: ignore[arg-type]
         processor=Processor(ModelCatalog()),
-        config=RunnerConfig(topic="t", checkpoint_records=3, checkpoint_interval_s=1e9),
+        config=RunnerConfig(topic="t", checkpoint_records=3, checkpoint_interval_s=1e9,
+                            on_state_loss=on_state_loss),
         redis_retry=RetryPolicy(REDIS_TRANSIENT, initial_s=0.5, max_s=1.0),
         clock=lambda: 0.0,
         sleep=sleeps.append,
@@ -334,3 +348,130 @@ def test_a_checkpoint_stuck_on_redis_makes_the_worker_unready() -> None:
     runner.checkpoint([0])
     assert seen and "checkpoint pending" in seen[0][0]  # while it waited for Redis
     assert runner.health.not_ready(1000.0) == []  # written: ready again
+
+
+def test_resume_after_a_lost_state_counts_the_gap_and_marks_windows_incomplete() -> None:
+    """``--on-state-loss resume``: no rewind; the offsets whose effect only the lost state
+    had are a counted gap and the windows they fed (up to the model's watermark) are
+    marked incomplete in the next checkpoint."""
+    runner, consumer, store, log, _ = make("resume")
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, o, event()) for o in range(3)]]
+    store.lost.add(0)  # Redis restarted empty: offsets 0..2 were only in the lost state
+    runner.poll_once()
+    assert runner.health.state_resets == {(0, "missing"): 1}
+    assert runner.health.offset_gaps == {0: 3} and store.gap_records == {0: 3}
+    assert (0, "state_lost_missing", False) in store.incidents  # not rebuilding: ready
+    assert runner.health.rebuilding == {} and runner.health.not_ready(0.0) == []
+    assert not any(e.startswith("unassign") for e in log)  # no rewind
+    assert runner.processor.applied_offset(0) == 2
+    consumer.batches = [[Msg(0, o, event()) for o in range(3, 6)]]
+    runner.poll_once()
+    [cp] = store.written
+    assert cp.applied_offset == 5 and runner.processor.counters(0).ok == {"m": 3}
+    assert cp.incomplete == {"m": T0}  # the 5 min window T0 holds the lost records
+
+
+def test_resume_after_an_older_snapshot_counts_only_what_it_lacks() -> None:
+    runner, consumer, store, _log, _ = make("resume")
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, o, event()) for o in range(7, 10)]]
+    store.lost.add(0)
+    # what Redis came back with: a snapshot up to offset 7, a window marked earlier
+    store.snapshots[0] = PartitionSnapshot(0, epoch=2, applied_offset=7, generation=1,
+                                           incomplete={"m": T0 - 600_000})
+    runner.poll_once()
+    assert runner.health.offset_gaps == {0: 2}  # offsets 8 and 9
+    consumer.batches = [[Msg(0, o, event()) for o in range(10, 13)]]
+    runner.poll_once()
+    assert store.written[-1].incomplete == {"m": T0}
+
+
+def test_resume_with_state_missing_at_start_reads_from_the_committed_offset() -> None:
+    runner, consumer, store, _log, _ = make("resume")
+    consumer.committed_offsets[0] = 5
+    runner._on_assign(consumer, [TP("t", 0)])
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, 5)]
+    assert runner.health.state_resets == {(0, "missing_at_start"): 1}
+    assert runner.health.offset_gaps == {0: 5} and runner.health.rebuilding == {}
+    consumer.batches = [[Msg(0, o, event()) for o in range(5, 8)],
+                        [Msg(0, o, event()) for o in range(8, 11)],  # the log end then: 10
+                        [Msg(0, 11, event("late-comer")), Msg(0, 12, event()),
+                         Msg(0, 13, event())]]
+    for _ in range(3):
+        runner.poll_once()
+    assert [cp.applied_offset for cp in store.written] == [7, 10, 13]
+    assert store.written[0].incomplete == {"m": T0}
+    # past the log end it had: a model first seen now lost nothing
+    assert store.written[2].incomplete == {"m": T0}
+
+
+def test_stop_on_state_loss_ends_the_worker_without_writing() -> None:
+    runner, consumer, store, log, _ = make("stop")
+    runner._on_assign(consumer, [TP("t", 0)])
+    consumer.batches = [[Msg(0, o, event()) for o in range(3)]]
+    store.lost.add(0)
+    with pytest.raises(StateLostError):
+        runner.poll_once()
+    assert runner.health.state_resets == {(0, "missing"): 1}
+    assert (0, "state_lost_missing", False) in store.incidents
+    assert runner.processor.partitions == [] and not any("commit" in e for e in log)
+    runner, consumer, _store, _log, _ = make("stop")
+    consumer.committed_offsets[0] = 5  # state lost while no worker ran
+    with pytest.raises(StateLostError):
+        runner._on_assign(consumer, [TP("t", 0)])
+    assert runner.health.state_resets == {(0, "missing_at_start"): 1}
+    assert consumer.assigned == []
+
+
+def test_records_held_unwritten_while_the_loop_waits_elsewhere_make_it_unready() -> None:
+    """No checkpoint in progress, yet none has taken the partition's records for several
+    intervals (the loop waits for Redis to load a newly assigned partition): unready."""
+    runner, consumer, store, _log, _ = make()
+    runner.health.stuck_after_s = 30.0  # max(30 s, 5 intervals) in a real worker
+    runner._on_assign(consumer, [TP("t", 0)])
+    assert runner.health.not_ready(1000.0) == []  # idle for long: nothing held, ready
+    consumer.batches = [[Msg(0, 0, event())]]
+    runner.poll_once()  # below checkpoint_records: held in memory
+    assert runner.health.not_ready(10.0) == []  # within stuck_after_s
+    seen: list[list[str]] = []
+    store.fail_load = 2
+    runner.recovery.sleep = lambda s: seen.append(runner.health.not_ready(1000.0))
+    runner._on_assign(consumer, [TP("t", 1)])
+    assert len(seen) == 2 and len(seen[0]) == 1
+    assert seen[0][0].startswith("records held unwritten for 1000s"), seen
+    assert "none yet" in seen[0][0]
+    runner.checkpoint(runner.processor.partitions)
+    assert runner.health.not_ready(1000.0) == []
+    consumer.batches = [[Msg(0, 1, event())]]
+    runner.poll_once()
+    runner._on_revoke(consumer, [TP("t", 1)])  # a checkpoint of another partition only
+    assert runner.health.not_ready(1000.0)  # partition 0's record is still unwritten
+
+
+def test_a_topic_recreated_with_fewer_partitions_loses_the_old_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recreated with 2 partitions under a worker that read 4: partitions 0 and 1 are read
+    from the new topic's start; 2 and 3 — which nobody is assigned any more — are deleted
+    (by :func:`streams.orphans.drop_if_foreign`, checked on a real Redis elsewhere), not
+    reset and re-read."""
+    runner, consumer, store, log, _ = make()
+    dropped: list[tuple[int, str]] = []
+    monkeypatch.setattr("streams.recovery.drop_if_foreign",
+                        lambda _s, p, tid: dropped.append((p, tid)) or 1)
+    runner.recovery.topic_id = lambda: "old-id"
+    runner.recovery.partition_count = lambda: 4
+    store.stored = [0, 1, 2, 3]
+    runner._on_assign(consumer, [TP("t", p) for p in range(4)])
+    assert dropped == []  # nothing beyond the topic's 4 partitions
+    runner.recovery.topic_id = lambda: "new-id"
+    runner.recovery.partition_count = lambda: 2
+    consumer.batches = [[Msg(0, 9, event()), Msg(2, 9, event()), Msg(3, 9, event())]]
+    runner.poll_once()
+    assert dropped == [(2, "new-id"), (3, "new-id")]
+    assert "reset p0" in log and "reset p2" not in log and "reset p3" not in log
+    assert runner.processor.partitions == [0, 1]
+    assert runner.health.state_resets == {(0, "topic_recreated"): 1, (2, "topic_recreated"): 1,
+                                          (3, "topic_recreated"): 1}
+    assert (2, "topic_recreated", False) in store.incidents
+    assert not any(e.startswith("redis") for e in log)
