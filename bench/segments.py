@@ -32,7 +32,6 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts.metrics import DriftlineCollector, Health
 from bench._redis import start_redis
 from bench._results import write_section
 from sketches.store import ReferenceStore
@@ -54,11 +53,8 @@ def one(client: redis.Redis, ref: object, members: frozenset[str], rare: int,
         started = time.perf_counter()
         ev.run_once(now=1.0)
         seconds = time.perf_counter() - started
-        keys = list(client.scan_iter(f"{prefix}:v1:*:w:*"))
-        memory = sum(int(client.memory_usage(k) or 0) for k in keys)
-        series = sum(len(f.samples) for f in DriftlineCollector(ev.results, Health).collect()
-                     if f.name == "driftline_scope_drift")
-        return len(keys), memory, seconds, series
+        keys, memory, series = pipe.footprint(ev)
+        return keys, memory, seconds, series
     finally:
         for k in client.scan_iter(f"{prefix}*", count=1000):
             client.delete(k)

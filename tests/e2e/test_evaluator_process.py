@@ -20,6 +20,25 @@ from tests.streamutil import Worker
 pytestmark = pytest.mark.integration
 
 
+def drift_then_firing(kafka_bootstrap: str, events: str, alerts: str
+                      ) -> list[dict[str, object]]:
+    """Simulate 25 s of events with income drifting from 8 s; the firing income alerts
+    on the alerts topic (waiting up to 40 s for them)."""
+    sim = subprocess.run(
+        [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
+         "--models", MODEL, "--rate", "2000", "--duration", "25s", "--seed", "3",
+         "--drift", "income:shift=1.5sd@8s", "--no-progress"],
+        capture_output=True, text=True, timeout=90)
+    assert sim.returncode == 0, sim.stderr
+    deadline = time.time() + 40
+    fired: list[dict[str, object]] = []
+    while not fired and time.time() < deadline:
+        fired = [a for a in kcat_alerts(kafka_bootstrap, alerts)
+                 if a["column"] == "income" and a["state"] == "firing"]
+        time.sleep(1)
+    return fired
+
+
 @pytest.mark.timeout(240)
 def test_a_separate_evaluator_process_fires_the_alert(
     kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
@@ -39,18 +58,7 @@ def test_a_separate_evaluator_process_fires_the_alert(
          "--evaluate-interval", "1s", "--http-port", "0", "--evaluator-shards", "2"],
         tmp_path / "evaluator.log")
     try:
-        sim = subprocess.run(
-            [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
-             "--models", MODEL, "--rate", "2000", "--duration", "25s", "--seed", "3",
-             "--drift", "income:shift=1.5sd@8s", "--no-progress"],
-            capture_output=True, text=True, timeout=90)
-        assert sim.returncode == 0, sim.stderr
-        deadline = time.time() + 30
-        fired: list[dict[str, object]] = []
-        while not fired and time.time() < deadline:
-            fired = [a for a in kcat_alerts(kafka_bootstrap, alerts)
-                     if a["column"] == "income" and a["state"] == "firing"]
-            time.sleep(1)
+        fired = drift_then_firing(kafka_bootstrap, events, alerts)
         assert worker.alive() and evaluator.alive(), evaluator.tail()
     finally:
         assert evaluator.stop() == 0, evaluator.tail()
@@ -91,18 +99,7 @@ def test_the_worker_starts_its_evaluator_as_a_child_and_restarts_it(
                                                    worker.log_path.read_text())]
             time.sleep(0.2)
         assert len(children) == 2 and children[0] == first, worker.tail()
-        sim = subprocess.run(
-            [*CLI, "simulate", "--kafka-bootstrap", kafka_bootstrap, "--topic", events,
-             "--models", MODEL, "--rate", "2000", "--duration", "25s", "--seed", "3",
-             "--drift", "income:shift=1.5sd@8s", "--no-progress"],
-            capture_output=True, text=True, timeout=90)
-        assert sim.returncode == 0, sim.stderr
-        deadline = time.time() + 40
-        fired: list[dict[str, object]] = []
-        while not fired and time.time() < deadline:
-            fired = [a for a in kcat_alerts(kafka_bootstrap, alerts)
-                     if a["column"] == "income" and a["state"] == "firing"]
-            time.sleep(1)
+        fired = drift_then_firing(kafka_bootstrap, events, alerts)
         assert worker.alive(), worker.tail()
     finally:
         code = worker.stop()

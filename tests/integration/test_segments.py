@@ -67,6 +67,15 @@ class Pipeline:
                          windows=WindowReader(self.store), references=ReferenceStore(client, prefix),
                          publishers=[], owner=Owner.static(client, prefix))
 
+    def footprint(self, ev: Evaluator) -> tuple[int, int, int]:
+        """(window keys, their Redis bytes, driftline_scope_drift series of ``ev``)."""
+        client, prefix = self.store.client, self.store.prefix
+        keys = list(client.scan_iter(f"{prefix}:v1:*:w:*"))
+        memory = sum(int(client.memory_usage(k) or 0) for k in keys)
+        series = sum(len(f.samples) for f in DriftlineCollector(ev.results, Health).collect()
+                     if f.name == "driftline_scope_drift")
+        return len(keys), memory, series
+
     def send(self, values: list[bytes], start_ms: int) -> None:
         recs = [Record(0, self.offset + i, start_ms + 1000, v) for i, v in enumerate(values)]
         self.offset += len(values)
@@ -139,12 +148,9 @@ def test_ten_thousand_segment_values_stay_bounded_by_the_roster(
         started = time.perf_counter()
         ev.run_once(now=1.0)
         seconds = time.perf_counter() - started
-        keys = list(client.scan_iter(f"{prefix}:v1:*:w:*"))
-        memory = sum(int(client.memory_usage(k) or 0) for k in keys)
-        series = sum(len(f.samples) for f in DriftlineCollector(ev.results, Health).collect()
-                     if f.name == "driftline_scope_drift")
-        figures[rare] = (len(keys), memory, seconds, series)
-        print(f"{rare} distinct values: {len(keys)} window keys, {memory / 1024:.0f} KiB, "
+        keys, memory, series = pipe.footprint(ev)
+        figures[rare] = (keys, memory, seconds, series)
+        print(f"{rare} distinct values: {keys} window keys, {memory / 1024:.0f} KiB, "
               f"evaluation {seconds:.2f} s, {series} metric samples")
     (k50, m50, _, s50), (k10k, m10k, _, s10k) = figures[50], figures[10_000]
     assert k50 == k10k == 1 + len(members) + 1  # the whole, K segments, other
