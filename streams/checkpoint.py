@@ -74,9 +74,12 @@ class Checkpointer:
         self.sleep = sleep
 
     def flush(self, partitions: list[int], should_stop: Callable[[], bool]) -> list[Checkpoint]:
-        """Checkpoint ``partitions``; the checkpoints now safe in Redis (commit those)."""
+        """Checkpoint ``partitions``; the checkpoints now safe in Redis (commit those).
+        Partitions with nothing to write are probed instead (:meth:`probe_idle`)."""
         started = self.clock()
         checkpoints = [cp for p in partitions if (cp := self.processor.checkpoint(p))]
+        changed = {cp.partition for cp in checkpoints}
+        self.probe_idle([p for p in partitions if p not in changed], should_stop)
         if checkpoints and self.same_topic is not None:
             checkpoints = self.same_topic(checkpoints)
         if not checkpoints:
@@ -104,26 +107,54 @@ class Checkpointer:
                 self.redis_retry.call(partial(self.store.write, cp, lag=lag),
                                       what=what, sleep=self.sleep, should_stop=should_stop)
             except FencedError as exc:
-                log.warning("%s fenced, dropping the partition: %s", what, exc)
-                self.health.fenced += 1
-                self.health.orphaned.add(cp.partition)
-                self.processor.revoke(cp.partition)
-                self.health.partitions.pop(cp.partition, None)
+                self._fenced(cp, f"{what} fenced, dropping the partition: {exc}")
                 continue
             except StateLostError as exc:
-                log.error("%s: %s", what, exc)
-                self.health.count_reset(cp.partition, exc.cause)
-                self.processor.revoke(cp.partition)
-                self.health.partitions.pop(cp.partition, None)
-                if self.on_lost is None:
-                    raise
-                self.on_lost(cp, exc.cause)
+                self._lost(cp, exc.cause, f"{what}: {exc}")
                 continue
             self.processor.flushed(cp)
             written.append(cp)
             self.health.last_checkpoint_at = self.clock()
         self.health.record_flush(self.clock() - started)
         return written
+
+    def probe_idle(self, partitions: list[int], should_stop: Callable[[], bool]) -> None:
+        """Partitions with nothing new to write would notice lost state (or a newer owner)
+        only at their next record: read their stored epoch and generation now (one round
+        trip) and act as a refused write would."""
+        idle = [cp for p in partitions if (cp := self.processor.checkpoint(p, idle=True))]
+        if not idle:
+            return
+        stored = self.redis_retry.call(
+            partial(self.store.stored_epochs, [cp.partition for cp in idle]),
+            what=f"probe of idle partitions topic={self.topic}", sleep=self.sleep,
+            should_stop=should_stop)
+        for cp, (epoch, gen) in zip(idle, stored, strict=True):
+            what = f"idle partition topic={self.topic} partition={cp.partition}"
+            if epoch > cp.epoch:
+                self._fenced(cp, f"{what}: Redis holds epoch {epoch} (ours {cp.epoch}), "
+                             "dropping the partition")
+            elif epoch < cp.epoch or gen != cp.generation:
+                self._lost(cp, "missing" if epoch == 0 and gen == 0 else "older",
+                           f"{what}: state lost — this worker last wrote generation "
+                           f"{cp.generation} (epoch {cp.epoch}), Redis holds generation {gen} "
+                           f"(epoch {epoch})")
+
+    def _fenced(self, cp: Checkpoint, message: str) -> None:
+        log.warning("%s", message)
+        self.health.fenced += 1
+        self.health.orphaned.add(cp.partition)
+        self.processor.revoke(cp.partition)
+        self.health.partitions.pop(cp.partition, None)
+
+    def _lost(self, cp: Checkpoint, cause: str, message: str) -> None:
+        log.error("%s", message)
+        self.health.count_reset(cp.partition, cause)
+        self.processor.revoke(cp.partition)
+        self.health.partitions.pop(cp.partition, None)
+        if self.on_lost is None:
+            raise StateLostError(message, cause=cause)
+        self.on_lost(cp, cause)
 
     def refresh_health(self) -> dict[int, PartitionHealth]:
         """Copy the processor's per-partition figures into :attr:`health`."""

@@ -362,10 +362,10 @@ class Processor:
         st.dirty.add(key)
 
     # -- checkpoints -----------------------------------------------------------------
-    def checkpoint(self, partition: int) -> Checkpoint | None:
-        """The partition's unflushed changes, or None when there are none."""
+    def checkpoint(self, partition: int, idle: bool = False) -> Checkpoint | None:
+        """The partition's unflushed changes; None when there are none, unless ``idle``."""
         st = self._parts.get(partition)
-        if st is None or st.applied == st.flushed_offset:
+        if st is None or (st.applied == st.flushed_offset and not idle):
             return None
         return Checkpoint(
             partition=partition,

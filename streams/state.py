@@ -18,16 +18,15 @@ Key scheme, version 1 (``P`` = key prefix, ``T`` = topic, ``p`` = partition)::
                                       deletes them (:mod:`streams.compaction`)
     P:v1:{P:T}:partitions             set of partition numbers written (informational)
 
-All keys of one partition share the hash tag ``{P:T:p<p>}``, so the checkpoint script
-touches one Redis Cluster slot. :meth:`RedisStateStore.load` bumps the partition's epoch
-(``HINCRBY``) and returns what is stored; :meth:`RedisStateStore.write` runs one Lua
-script that first compares the stored epoch and generation (a write counter) with the
-writer's: a newer epoch in Redis raises :class:`FencedError` (a newer owner took the
-partition); an older epoch or another generation raises :class:`StateLostError` (Redis
-lost what this worker wrote: restarted empty, flushed, evicted, restored from an old
-snapshot). Otherwise it sets the changed windows (with TTL), the index, the applied
-offset, watermark, counters and topic id, and bumps the generation — all or nothing.
-A retry of a write whose reply was lost is recognised and succeeds.
+All keys of one partition share the hash tag ``{P:T:p<p>}``, so the checkpoint script touches one
+Redis Cluster slot. :meth:`RedisStateStore.load` bumps the partition's epoch (``HINCRBY``) and
+returns what is stored; :meth:`RedisStateStore.write` runs one Lua script that first compares the
+stored epoch and generation (a write counter) with the writer's: a newer epoch in Redis raises
+:class:`FencedError` (a newer owner took the partition); an older epoch or another generation
+raises :class:`StateLostError` (Redis lost what this worker wrote: restarted empty, flushed,
+evicted, restored from an old snapshot). Otherwise it sets the changed windows (with TTL), the
+index, the applied offset, watermark, counters and topic id, and bumps the generation — all or
+nothing. A retry of a write whose reply was lost is recognised and succeeds.
 """
 
 from __future__ import annotations
@@ -109,15 +108,12 @@ return {1, cur, gen + 1}
 
 _RESET_LUA: Final = """
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
-for _, m in ipairs(members) do
-  redis.call('DEL', ARGV[1] .. m)
-end
+for _, m in ipairs(members) do redis.call('DEL', ARGV[1] .. m) end
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') + 1
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'gen', 0)
 return epoch
 """
-
 
 # KEYS: idx, written, then window keys; ARGV: per window key: member, generation
 _DROP_LUA: Final = """
@@ -154,13 +150,12 @@ _STATUS_FENCED, _STATUS_OK, _STATUS_LOST = 0, 1, 2
 class RedisStateStore:
     """Loads and checkpoints partitions of one topic (see module doc for keys).
 
-    ``client`` is a ``redis.Redis`` with ``decode_responses=False``. ``window_ttl_ms``
-    is the TTL set on a window's key at each write (and how far behind the watermark
-    index entries are trimmed); keep it above every model's window + retention.
-    ``horizon_ms``: windows starting before ``watermark - horizon_ms`` are not loaded.
-    ``fsync``: after each write wait for the local AOF fsync (``WAITAOF 1 0``), for
-    Redis run with ``appendfsync everysec`` where a crash could lose the last second.
-    Redis errors propagate (the runner wraps calls in a RetryPolicy).
+    ``client`` is a ``redis.Redis`` with ``decode_responses=False``. ``window_ttl_ms`` is the TTL
+    set on a window's key at each write (and how far behind the watermark index entries are
+    trimmed); keep it above every model's window + retention. ``horizon_ms``: windows starting
+    before ``watermark - horizon_ms`` are not loaded. ``fsync``: after each write wait for the
+    local AOF fsync (``WAITAOF 1 0``), for Redis run with ``appendfsync everysec`` where a crash
+    could lose the last second. Redis errors propagate (the runner wraps calls in a RetryPolicy).
     """
 
     def __init__(
@@ -211,11 +206,16 @@ class RedisStateStore:
         epoch = int(self.client.hincrby(self.meta_key(partition), "epoch", 1))
         self.client.sadd(self.partitions_key(), partition)
         snap = self.read(partition, min_start_ms=None)
-        log.info(
-            "loaded topic=%s partition=%d epoch=%d applied_offset=%d windows=%d",
-            self.topic, partition, epoch, snap.applied_offset, len(snap.windows),
-        )
+        log.info("loaded topic=%s partition=%d epoch=%d applied_offset=%d windows=%d",
+                 self.topic, partition, epoch, snap.applied_offset, len(snap.windows))
         return dataclasses.replace(snap, epoch=epoch)
+
+    def stored_epochs(self, partitions: list[int]) -> list[tuple[int, int]]:
+        """(epoch, generation) stored for each of ``partitions``, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)  # (metas span cluster slots)
+        for p in partitions:
+            pipe.hmget(self.meta_key(p), "epoch", "gen")
+        return [(int(e or 0), int(g or 0)) for e, g in pipe.execute()]
 
     def reset(self, partition: int) -> PartitionSnapshot:
         """Delete the partition's stored state (its windows, index and meta) and take it

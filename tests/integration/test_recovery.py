@@ -123,6 +123,44 @@ def test_state_wiped_mid_stream_is_rebuilt_exact(
           f"{first - rebuilt:+.1f} s from the end of the rebuild ({rebuilt - wiped:.1f} s)")
 
 
+@pytest.mark.timeout(120)
+def test_state_wiped_while_the_worker_is_idle_is_rebuilt_without_new_records(
+    kafka_bootstrap: str, redis_url: str, make_topic: Callable[..., str], key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """No record arrives after the wipe: the checkpoint interval's probe of the idle
+    partitions notices the lost state and rebuilds both from Kafka, exact."""
+    topic = make_topic(2)
+    values, exp = make_events(20_000, seed=12)
+    produce(kafka_bootstrap, topic, values, 2)
+    ends = end_offsets(kafka_bootstrap, topic, 2)
+    store = store_for(redis_url, key_prefix, topic)
+    w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, f"g-{uuid.uuid4().hex}",
+                          "--checkpoint-interval", "500ms", "--no-evaluate"),
+               tmp_path / "worker.log")
+    try:
+        wait_applied(store, ends, 60, check=lambda: None)
+        port = _port(w)
+        time.sleep(1.0)  # idle: every partition written and probed since
+        assert _metric(port, "driftline_state_resets_total") == 0
+        assert _drop_keys(store.client, key_prefix) > 0
+        wiped = time.monotonic()
+        deadline = wiped + 30
+        while _metric(port, "driftline_state_resets_total") < 2:
+            assert w.alive() and time.monotonic() < deadline, w.tail()
+            time.sleep(0.05)
+        noticed = time.monotonic() - wiped
+        wait_applied(store, ends, 60, check=lambda: None)
+        assert_exact(store, exp)
+        assert w.stop() == 0, w.tail()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert "idle partition" in w.log_path.read_text()
+    print(f"lost state of idle partitions noticed {noticed:.2f} s after the wipe "
+          "(checkpoint interval 0.5 s)")
+
+
 def _state_resets(bootstrap: str, topic: str, want: int, timeout: float
                   ) -> list[dict[str, object]]:
     """The ``state_reset`` messages on the alerts topic, once ``want`` arrived."""

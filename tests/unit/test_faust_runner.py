@@ -25,11 +25,16 @@ class FakeStore:
         self.applied: dict[int, int] = {}
         self.writes: list[Checkpoint] = []
         self.fail: BaseException | None = None
+        self.gens: dict[int, int] = {}
 
     def load(self, partition: int) -> PartitionSnapshot:
         self.epochs[partition] = self.epochs.get(partition, 0) + 1
         return PartitionSnapshot(partition, self.epochs[partition],
-                                 self.applied.get(partition, -1))
+                                 self.applied.get(partition, -1),
+                                 generation=self.gens.get(partition, 0))
+
+    def stored_epochs(self, partitions: list[int]) -> list[tuple[int, int]]:
+        return [(self.epochs.get(p, 0), self.gens.get(p, 0)) for p in partitions]
 
     def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         if self.fail is not None:
@@ -38,6 +43,7 @@ class FakeStore:
             raise FencedError("old epoch")
         self.writes.append(cp)
         self.applied[cp.partition] = cp.applied_offset
+        self.gens[cp.partition] = cp.generation + 1
 
 
 class FakeProducer:

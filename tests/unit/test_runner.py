@@ -116,6 +116,8 @@ class FakeStore:
         self.written: list[Checkpoint] = []
         self.fail_load = 0
         self.stored: list[int] = []
+        self.meta: dict[int, tuple[int, int]] = {}  # partition -> stored (epoch, generation)
+        self.wiped: set[int] = set()  # state gone while the partition is idle
 
     def note_incident(self, partition: int, cause: str | None, *, rebuilding: bool,
                       records: int = 0) -> None:
@@ -127,13 +129,20 @@ class FakeStore:
 
     def reset(self, partition: int) -> PartitionSnapshot:
         self.log.append(f"reset p{partition}")
+        self.meta[partition] = (9, 0)
         return PartitionSnapshot(partition, epoch=9)
 
     def load(self, partition: int) -> PartitionSnapshot:
         if self.fail_load:
             self.fail_load -= 1
             raise redis.exceptions.ConnectionError("down")
-        return self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
+        self.wiped.discard(partition)
+        snap = self.snapshots.get(partition, PartitionSnapshot(partition, epoch=1))
+        self.meta[partition] = (snap.epoch, snap.generation)
+        return snap
+
+    def stored_epochs(self, partitions: list[int]) -> list[tuple[int, int]]:
+        return [(0, 0) if p in self.wiped else self.meta.get(p, (0, 0)) for p in partitions]
 
     def write(self, cp: Checkpoint, lag: int | None = None) -> None:
         if self.fail_next:
@@ -146,6 +155,7 @@ class FakeStore:
             raise StateLostError("gone", cause="missing")
         self.log.append(f"redis p{cp.partition}@{cp.applied_offset}")
         self.written.append(cp)
+        self.meta[cp.partition] = (cp.epoch, cp.generation + 1)
 
 
 def event(model: str = "m") -> bytes:
@@ -266,6 +276,36 @@ def test_state_lost_in_redis_is_rebuilt_from_the_start() -> None:
     assert runner.health.rebuilding == {} and runner.health.not_ready(0.0) == []
     assert runner.processor.counters(0).ok == {"m": 10}
     assert store.incidents[-1] == (0, None, False)
+
+
+def test_state_lost_on_an_idle_partition_is_noticed_at_the_next_checkpoint() -> None:
+    """No record comes for partition 1 after Redis lost its state: the checkpoint that
+    writes partition 0 probes it and rebuilds it from the start, without waiting for a
+    record of its own."""
+    runner, consumer, store, log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
+    consumer.batches = [[Msg(0, 0, event()), Msg(1, 0, event()), Msg(1, 1, event())]]
+    runner.poll_once()
+    assert runner.health.state_resets == {}  # written, then probed consistent
+    store.wiped.add(1)  # FLUSHALL while partition 1 is idle
+    consumer.batches = [[Msg(0, o, event()) for o in (1, 2, 3)]]
+    runner.poll_once()
+    assert runner.health.state_resets == {(1, "missing"): 1}
+    assert "unassign 1" in log and "redis p0@3" in log
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(1, -2)]
+    assert (1, "state_lost_missing", True) in store.incidents
+
+
+def test_a_newer_owner_of_an_idle_partition_is_noticed_at_the_next_checkpoint() -> None:
+    runner, consumer, store, _log, _ = make()
+    runner._on_assign(consumer, [TP("t", 0), TP("t", 1)])
+    consumer.batches = [[Msg(0, 0, event()), Msg(1, 0, event()), Msg(1, 1, event())]]
+    runner.poll_once()
+    store.meta[1] = (store.meta[1][0] + 1, 0)  # another worker loaded partition 1
+    consumer.batches = [[Msg(0, o, event()) for o in (1, 2, 3)]]
+    runner.poll_once()
+    assert runner.health.fenced == 1 and runner.processor.partitions == [0]
+    assert runner.health.state_resets == {}
 
 
 def test_state_missing_at_start_with_committed_offsets_is_a_loss() -> None:
