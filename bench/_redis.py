@@ -19,15 +19,19 @@ def start_redis(prefix: str = "bench-redis-") -> tuple[subprocess.Popen[bytes], 
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", workdir],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        for _ in range(100):
+    wait_ping(port)
+    return proc, f"redis://127.0.0.1:{port}/0", workdir
+
+
+def wait_ping(port: int, timeout_s: float = 10.0) -> None:
+    """Until the redis-server on ``port`` answers (RuntimeError after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    with redis.Redis(port=port) as client:
+        while True:
             try:
                 client.ping()
-                break
+                return
             except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {port} never answered") from None
                 time.sleep(0.05)
-    finally:
-        client.close()
-    return proc, url, workdir

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from sketches.profile import DatasetProfile
 from streams.state import RedisStateStore
@@ -150,6 +151,16 @@ def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int, st
             producer.poll(0)
     assert producer.flush(120) == 0
     assert errors == []
+
+
+def recreate_topic(admin: AdminClient, topic: str, partitions: int) -> None:
+    """Delete ``topic`` and create it again with ``partitions`` partitions (a new topic id)."""
+    admin.delete_topics([topic])[topic].result(30)
+    for _ in range(200):  # deletion completes asynchronously
+        if topic not in admin.list_topics(timeout=10).topics:
+            break
+        time.sleep(0.1)
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:

@@ -39,6 +39,16 @@ def drift_then_firing(kafka_bootstrap: str, events: str, alerts: str
     return fired
 
 
+def worker(kafka_bootstrap: str, common: list[str], events: str, alerts: str, models: Path,
+           log: Path, *extra: str) -> Worker:
+    """A ``driftline worker`` of the e2e model on ``events``, publishing to ``alerts``."""
+    return Worker(
+        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
+         "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
+         "--models-config", str(models), "--checkpoint-interval", "500ms",
+         "--evaluator-shards", "2", *extra], log)
+
+
 @pytest.mark.timeout(240)
 def test_a_separate_evaluator_process_fires_the_alert(
     kafka_bootstrap: str, redis_url: str, make_topic, key_prefix: str, tmp_path: Path  # type: ignore[no-untyped-def]
@@ -47,11 +57,8 @@ def test_a_separate_evaluator_process_fires_the_alert(
     alerts = make_topic(1, prefix="alerts")
     common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
     models = prepare_model(tmp_path, common, 5)
-    worker = Worker(
-        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
-         "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
-         "--models-config", str(models), "--no-evaluate", "--checkpoint-interval", "500ms",
-         "--http-port", "-1", "--evaluator-shards", "2"], tmp_path / "worker.log")
+    ingest = worker(kafka_bootstrap, common, events, alerts, models, tmp_path / "worker.log",
+                    "--no-evaluate", "--http-port", "-1")
     evaluator = Worker(
         [*CLI, "-v", "evaluator", "--kafka-bootstrap", kafka_bootstrap, *common,
          "--topic", events, "--alerts-topic", alerts, "--models-config", str(models),
@@ -59,14 +66,14 @@ def test_a_separate_evaluator_process_fires_the_alert(
         tmp_path / "evaluator.log")
     try:
         fired = drift_then_firing(kafka_bootstrap, events, alerts)
-        assert worker.alive() and evaluator.alive(), evaluator.tail()
+        assert ingest.alive() and evaluator.alive(), evaluator.tail()
     finally:
         assert evaluator.stop() == 0, evaluator.tail()
-        assert worker.stop() == 0, worker.tail()
+        assert ingest.stop() == 0, ingest.tail()
     assert fired, evaluator.tail()
     alert_line = f"alert {MODEL}/income/"
     assert alert_line in evaluator.log_path.read_text()  # published by the evaluator...
-    assert alert_line not in worker.log_path.read_text()  # ...and never by the worker
+    assert alert_line not in ingest.log_path.read_text()  # ...and never by the worker
 
 
 @pytest.mark.timeout(240)
@@ -80,34 +87,31 @@ def test_the_worker_starts_its_evaluator_as_a_child_and_restarts_it(
     alerts = make_topic(1, prefix="alerts")
     common = ["--redis-url", redis_url, "--key-prefix", key_prefix]
     models = prepare_model(tmp_path, common, 5)
-    worker = Worker(
-        [*CLI, "-v", "worker", "--kafka-bootstrap", kafka_bootstrap, *common, "--topic", events,
-         "--dlq-topic", f"{events}.dlq", "--group", f"g-{events}", "--alerts-topic", alerts,
-         "--models-config", str(models), "--evaluator-process", "--checkpoint-interval",
-         "500ms", "--evaluate-interval", "1s", "--http-port", "0", "--evaluator-shards", "2",
-         "--evaluator-lease", "6s"], tmp_path / "worker.log")
+    parent = worker(kafka_bootstrap, common, events, alerts, models, tmp_path / "parent.log",
+                    "--evaluator-process", "--evaluate-interval", "1s", "--http-port", "0",
+                    "--evaluator-lease", "6s")
     children: list[int] = []
     try:
-        worker.wait_log("evaluator process", timeout=60)
-        first = int(re.findall(r"evaluator process (\d+) started", worker.tail())[0])
+        parent.wait_log("evaluator process", timeout=60)
+        first = int(re.findall(r"evaluator process (\d+) started", parent.tail())[0])
         os.kill(first, signal.SIGKILL)  # the child dies: the worker starts another
-        worker.wait_log("exited (code -9)", timeout=30)
+        parent.wait_log("exited (code -9)", timeout=30)
         deadline = time.time() + 30
         while len(children) < 2:
-            assert time.time() < deadline and worker.alive(), worker.tail()
+            assert time.time() < deadline and parent.alive(), parent.tail()
             children = [int(p) for p in re.findall(r"evaluator process (\d+) started",
-                                                   worker.log_path.read_text())]
+                                                   parent.log_path.read_text())]
             time.sleep(0.2)
-        assert len(children) == 2 and children[0] == first, worker.tail()
+        assert len(children) == 2 and children[0] == first, parent.tail()
         fired = drift_then_firing(kafka_bootstrap, events, alerts)
-        assert worker.alive(), worker.tail()
+        assert parent.alive(), parent.tail()
     finally:
-        code = worker.stop()
-    assert code == 0, worker.tail()
-    assert fired, worker.tail()
+        code = parent.stop()
+    assert code == 0, parent.tail()
+    assert fired, parent.tail()
     per_id = Counter(a["id"] for a in fired)
     assert set(per_id.values()) == {1}, fired  # one firing message per alert
     # the worker's own monitor does not evaluate: the alert came from the child
-    assert f"alert {MODEL}/income/" in worker.log_path.read_text(), worker.tail()
+    assert f"alert {MODEL}/income/" in parent.log_path.read_text(), parent.tail()
     with pytest.raises(ProcessLookupError):
         os.kill(children[-1], 0)  # stopped with the worker

@@ -27,6 +27,7 @@ from typing import cast
 
 import redis
 
+from bench._redis import wait_ping
 from streams.redis_client import RedisConnection, connect_redis
 
 
@@ -80,7 +81,7 @@ def redis_cluster(nodes: int = 3) -> Iterator[str]:
                  "--save", "", "--appendonly", "no", "--dir", str(workdir)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for p in ports:
-            _wait_ping(p)
+            wait_ping(p)
         made = subprocess.run(["redis-cli", "--cluster", "create",
                                *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
                                "--cluster-yes"], capture_output=True, text=True, timeout=60)
@@ -102,17 +103,6 @@ def redis_cluster(nodes: int = 3) -> Iterator[str]:
                 proc.kill()
                 proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_ping(port: int) -> None:
-    with redis.Redis(port=port) as client:
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.1)
-    raise AssertionError(f"redis-server on port {port} never answered")
 
 
 def slots_by_group(client: redis.Redis, keys: Iterable[bytes | str],

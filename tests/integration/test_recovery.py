@@ -23,6 +23,7 @@ import redis
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench._redis import wait_ping
 from streams.reader import WindowReader
 from tests.e2e.test_alerts_e2e import kcat_alerts
 from tests.streamutil import (
@@ -32,6 +33,7 @@ from tests.streamutil import (
     end_offsets,
     make_events,
     produce,
+    recreate_topic,
     store_for,
     wait_applied,
     worker_cmd,
@@ -191,13 +193,7 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]
                               "--appendonly", "no", "--dir", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p)
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
+        wait_ping(port)
         start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
         return p
 
@@ -315,12 +311,7 @@ def test_recreated_topic_is_read_from_the_start_and_not_merged(
         wait_applied(store, dict.fromkeys(range(4), 750), 60, check=lambda: None)
         assert w.stop() == 0, w.tail()
         assert store.stored_partitions() == [0, 1, 2, 3]
-        admin.delete_topics([topic])[topic].result(30)
-        for _ in range(100):  # deletion completes asynchronously
-            if topic not in admin.list_topics(timeout=10).topics:
-                break
-            time.sleep(0.2)
-        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+        recreate_topic(admin, topic, 2)
         new, exp = make_events(1000, seed=14)
         produce(kafka_bootstrap, topic, new, 2)
         w = Worker(worker_cmd(kafka_bootstrap, redis_url, topic, key_prefix, group),

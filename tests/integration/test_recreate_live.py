@@ -14,18 +14,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.reader import WindowReader
 from tests.integration.test_recovery import _metric, _port
-from tests.streamutil import Worker, assert_exact, make_events, produce, store_for, worker_cmd
+from tests.streamutil import (
+    Worker,
+    assert_exact,
+    make_events,
+    produce,
+    recreate_topic,
+    store_for,
+    worker_cmd,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _recreate(admin: AdminClient, topic: str) -> None:
-    admin.delete_topics([topic])[topic].result(30)
-    for _ in range(150):  # deletion completes asynchronously
-        if topic not in admin.list_topics(timeout=10).topics:
-            break
-        time.sleep(0.1)
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
 
 
 @pytest.mark.timeout(180)
@@ -51,7 +50,7 @@ def test_topic_recreated_under_a_running_worker_is_read_from_the_start(
         new, exp = make_events(1500, seed=19)
         w.proc.send_signal(signal.SIGSTOP)  # no fetch until the new topic holds more records
         try:
-            _recreate(admin, topic)
+            recreate_topic(admin, topic, 1)
             # more records than the old position (500): the consumer's old fetch position
             # is inside the new topic, so only a topic-id check can tell 0..499 exist
             produce(kafka_bootstrap, topic, new, 1)
